@@ -1,0 +1,168 @@
+"""Collation: encoded samples to a batch, padded or packed, with every design's position ids.
+
+Runs inside DataLoader workers, so the per-sample work that the model must not do in ``forward``
+happens here on CPU: position ids for each position design of the rope schedule (REFERENCE.md
+section 3; a schedule mixing Circle-RoPE and M-RoPE needs both), the next decoding position per
+design (section 4), and the attention mask.
+
+Two layouts:
+
+- ``pad``: one sample per row. Right padding for training (plain causal attention suffices:
+  padding only follows real tokens, ``attention_mask`` is None); left padding for generation
+  prompts, so every prompt ends at the last column and decoding appends in step, with a mask that
+  hides the padding.
+- ``pack``: several samples per row up to a token budget, placed first-fit by decreasing length.
+  As in "Efficient Sequence Packing without Cross-contamination" (Krell et al., arXiv
+  2107.02027), positions restart at each sample and a block-diagonal causal mask keeps samples
+  from attending to each other, so a packed row trains exactly like separate rows.
+
+Vision tensors are concatenated in the batch's token order (row by row, left to right), the
+order in which the model scatters merged features into placeholder tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from minivlm.processing.template import IGNORE_INDEX
+from minivlm.rope import RopeSchedule, sequence_length
+
+MODES = ("pad", "pack")
+PADDING_SIDES = ("right", "left")
+
+
+class Collator:
+    """Callable for ``DataLoader(collate_fn=...)``: a list of processor outputs -> a batch dict.
+
+    Args:
+        schedule: the LM's rope schedule; ids are built for each of its ``design_keys``.
+        pad_id: token id of padding (the tokenizer's ``pad_id``).
+        max_tokens: ``pad``: the longest sample allowed; ``pack``: the token budget of one row.
+        mode: ``pad`` (one sample per row) or ``pack`` (several samples per row).
+        padding_side: ``right`` (training) or ``left`` (generation prompts); ``pad`` mode only.
+    """
+
+    def __init__(self, schedule: RopeSchedule, pad_id: int, max_tokens: int, mode: str = "pad",
+                 padding_side: str = "right") -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown collate mode {mode!r}; valid modes: {', '.join(MODES)}.")
+        if padding_side not in PADDING_SIDES:
+            raise ValueError(f"unknown padding_side {padding_side!r}; valid sides: {', '.join(PADDING_SIDES)}.")
+        if mode == "pack" and padding_side == "left":
+            raise ValueError("packing fills rows left to right; use mode='pad' for left-padded generation prompts.")
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ValueError(f"collate max_tokens must be a positive int, got {max_tokens!r}.")
+        self.schedule = schedule
+        self.pad_id = pad_id
+        self.max_tokens = max_tokens
+        self.mode = mode
+        self.padding_side = padding_side
+
+    def __call__(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        if not samples:
+            raise ValueError("cannot collate an empty list of samples.")
+        for sample in samples:
+            self._check(sample)
+        lengths = [sample["input_ids"].numel() for sample in samples]
+        rows = [[i] for i in range(len(samples))] if self.mode == "pad" else self._pack(lengths, self.max_tokens)
+        width = max(sum(lengths[i] for i in row) for row in rows)
+        batch = self._layout(samples, rows, width)
+        order = [samples[i] for row in rows for i in row]
+        batch.update(_vision(order))
+        batch["tasks"] = [s["task"] for s in order]
+        batch["answers"] = [s["answer"] for s in order]
+        batch["sample_ids"] = [s["id"] for s in order]
+        return batch
+
+    def _check(self, sample: dict[str, Any]) -> None:
+        length = sample["input_ids"].numel()
+        described = sequence_length(sample["segments"])
+        if described != length:
+            raise ValueError(
+                f"sample {sample['id']!r}: segments describe {described} tokens but input_ids has {length}; "
+                "encode samples with the Processor."
+            )
+        if length > self.max_tokens:
+            budget = "the packing budget" if self.mode == "pack" else "the longest sample allowed"
+            raise ValueError(
+                f"sample {sample['id']!r} has {length} tokens, more than max_tokens={self.max_tokens} "
+                f"({budget}); raise max_tokens or make the sample shorter (lower max_pixels or fps)."
+            )
+
+    @staticmethod
+    def _pack(lengths: list[int], budget: int) -> list[list[int]]:
+        """First-fit decreasing: sample indices per row, each row's lengths summing to <= budget."""
+        rows: list[list[int]] = []
+        room: list[int] = []
+        for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+            row = next((r for r, free in enumerate(room) if free >= lengths[index]), None)
+            if row is None:
+                rows.append([])
+                room.append(budget)
+                row = len(rows) - 1
+            rows[row].append(index)
+            room[row] -= lengths[index]
+        return rows
+
+    def _layout(self, samples: Sequence[dict[str, Any]], rows: list[list[int]], width: int) -> dict[str, Any]:
+        """Token tensors, position ids, masks and next positions of the given row layout."""
+        keys = self.schedule.design_keys
+        num_rows = len(rows)
+        input_ids = torch.full((num_rows, width), self.pad_id, dtype=torch.long)
+        labels = torch.full((num_rows, width), IGNORE_INDEX, dtype=torch.long)
+        positions = {key: torch.zeros(num_rows, 3, width) for key in keys}
+        next_position = {key: torch.zeros(num_rows) for key in keys}
+        # Which sample of its row each token belongs to (-1 = padding): the packed mask's blocks.
+        owner = torch.full((num_rows, width), -1, dtype=torch.long)
+        left = self.padding_side == "left"
+        for r, row in enumerate(rows):
+            used = sum(samples[i]["input_ids"].numel() for i in row)
+            start = width - used if left else 0
+            for slot, i in enumerate(row):
+                sample = samples[i]
+                span = slice(start, start + sample["input_ids"].numel())
+                input_ids[r, span] = sample["input_ids"]
+                labels[r, span] = sample["labels"]
+                owner[r, span] = slot
+                ids, nexts = self.schedule.build_positions(sample["segments"])
+                for key in keys:
+                    positions[key][r, :, span] = ids[key]
+                    next_position[key][r] = nexts[key]
+                start = span.stop
+        real = owner >= 0
+        return {
+            "input_ids": input_ids,
+            "labels": labels,
+            "position_ids": positions,
+            "attention_mask": self._attention_mask(owner),
+            "next_position": next_position if self.mode == "pad" else None,
+            "packing_efficiency": float(real.sum()) / real.numel(),
+        }
+
+    def _attention_mask(self, owner: torch.Tensor) -> torch.Tensor | None:
+        """``(B, L, L)`` bool, True where query (row) may attend to key (column); None = causal."""
+        if self.mode == "pad" and self.padding_side == "right":
+            return None
+        width = owner.shape[1]
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        if self.mode == "pack":
+            # Block-diagonal: same sample only. Padding (owner -1) attends only to padding.
+            return causal & (owner.unsqueeze(2) == owner.unsqueeze(1))
+        # Left padding: real keys only; each padding query sees itself, so no softmax row is empty
+        # (an all-masked row gives NaN that would leak through the values into later layers).
+        visible = causal & (owner >= 0).unsqueeze(1)
+        return visible | torch.eye(width, dtype=torch.bool)
+
+
+def _vision(order: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor | None]:
+    """Vision tensors of the samples in batch order, or None when the batch has no media."""
+    with_media = [s for s in order if s["vision_grid"].shape[0] > 0]
+    if not with_media:
+        return {"pixel_values": None, "vision_grid": None, "patch_positions": None}
+    return {
+        "pixel_values": torch.cat([s["pixel_values"] for s in with_media]),
+        "vision_grid": torch.cat([s["vision_grid"] for s in with_media]),
+        "patch_positions": torch.cat([s["patch_positions"] for s in with_media]),
+    }

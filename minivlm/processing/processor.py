@@ -1,0 +1,121 @@
+"""The processor: one sample of the data schema to model inputs (token ids, labels, patches).
+
+It ties the steps of Qwen2-VL's input pipeline (arXiv 2409.12191, section 2.1) together: decode
+and smart-resize each image or frame (:mod:`~minivlm.processing.resize`), cut it into patches in
+merge-window order (:mod:`~minivlm.processing.patches`), lay videos out in time
+(:mod:`~minivlm.processing.media`), and template the conversation with one placeholder per merged
+vision token (:mod:`~minivlm.processing.template`). Every error names the sample it came from.
+Runs on CPU inside DataLoader workers; position ids are built later, by the collator.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from minivlm.processing.media import EncodedMedia, VisionSpec, encode_image, encode_video
+from minivlm.processing.template import render_chat
+from minivlm.tokenizer import BPETokenizer
+
+
+class Processor:
+    """Sample dict -> encoded dict (the contract's "Processor output").
+
+    The defaults suit the tiny model and the synthetic tasks (images of 112 to 224 px, 64 px
+    video frames at 1 fps): 8 px patches merged 2x2, so one LLM token covers 16x16 pixels.
+
+    Args:
+        tokenizer: the BPE tokenizer (special tokens at their fixed ids).
+        patch_size: ViT patch side in pixels (must equal the vision encoder's).
+        temporal_patch: frames per Conv3d temporal patch (must equal the vision encoder's).
+        merge: merge window side (must equal the patch merger's).
+        min_pixels: smaller images are scaled up to at least this many pixels (default 2x2 tokens).
+        max_pixels: larger images are scaled down to at most this many pixels (default 24x24 tokens).
+        image_mean, image_std: per-channel normalisation of pixels in [0, 1]; 0.5/0.5 maps them to
+            [-1, 1], a neutral choice for a ViT trained from scratch.
+        fps: target video frame rate; faster videos are subsampled, slower ones kept whole.
+        video_layout: ``timestamps`` (Qwen3-VL text timestamps) or ``absolute_time`` (Qwen2.5-VL;
+            pair with the mrope option ``tokens_per_second``).
+        max_seq_len: longest templated sample allowed, in tokens (the LM's context).
+    """
+
+    def __init__(
+        self,
+        tokenizer: BPETokenizer,
+        patch_size: int = 8,
+        temporal_patch: int = 2,
+        merge: int = 2,
+        min_pixels: int = 32 * 32,
+        max_pixels: int = 384 * 384,
+        image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5),
+        image_std: tuple[float, float, float] = (0.5, 0.5, 0.5),
+        fps: float = 2.0,
+        video_layout: str = "timestamps",
+        max_seq_len: int = 2048,
+    ) -> None:
+        if not isinstance(max_seq_len, int) or max_seq_len < 1:
+            raise ValueError(f"processor max_seq_len must be a positive int, got {max_seq_len!r}.")
+        self.tokenizer = tokenizer
+        self.spec = VisionSpec(
+            patch_size=patch_size, temporal_patch=temporal_patch, merge=merge,
+            min_pixels=min_pixels, max_pixels=max_pixels,
+            mean=tuple(image_mean), std=tuple(image_std), fps=fps, video_layout=video_layout,
+        )
+        self.max_seq_len = max_seq_len
+
+    def __call__(self, sample: Mapping[str, Any], prompt_only: bool = False) -> dict[str, Any]:
+        """Encode one sample.
+
+        Args:
+            sample: ``{"id", "task", "images", "videos", "messages", "answer", ...}``.
+            prompt_only: template for generation: no answer, ends with ``<|im_start|>assistant\\n``.
+
+        Returns:
+            ``input_ids``, ``labels``, ``segments``, ``pixel_values``, ``vision_grid``,
+            ``patch_positions`` (the contract's processor output; empty vision tensors when the
+            sample has no media) plus ``id``, ``task`` and ``answer`` carried for the collator.
+
+        Raises:
+            ValueError: naming the sample, for any bad image, video, message or length.
+        """
+        sample_id = sample.get("id", "<no id>")
+        try:
+            return self._encode(sample, prompt_only)
+        except ValueError as error:
+            raise ValueError(f"sample {sample_id!r}: {error}") from None
+
+    def _encode(self, sample: Mapping[str, Any], prompt_only: bool) -> dict[str, Any]:
+        images = [encode_image(image, self.spec) for image in sample.get("images", [])]
+        videos = [encode_video(video["frames"], video["fps"], self.spec) for video in sample.get("videos", [])]
+        chat = render_chat(sample["messages"], images, videos, self.tokenizer, prompt_only)
+        length = chat.input_ids.numel()
+        if length > self.max_seq_len:
+            raise ValueError(
+                f"templated sample has {length} tokens, more than max_seq_len={self.max_seq_len}; "
+                "raise max_seq_len (and the model's context), or lower max_pixels or the video fps "
+                "so the media take fewer tokens. Samples are never truncated."
+            )
+        return {
+            "input_ids": chat.input_ids,
+            "labels": chat.labels,
+            "segments": chat.segments,
+            **self._vision_tensors(chat.media),
+            "id": sample.get("id", ""),
+            "task": sample.get("task", ""),
+            "answer": sample.get("answer", ""),
+        }
+
+    def _vision_tensors(self, media: list[EncodedMedia]) -> dict[str, torch.Tensor]:
+        """Patch rows, grids and patch coordinates of all media, in token order."""
+        if not media:
+            return {
+                "pixel_values": torch.zeros(0, self.spec.patch_dim),
+                "vision_grid": torch.zeros(0, 3, dtype=torch.long),
+                "patch_positions": torch.zeros(0, 2, dtype=torch.long),
+            }
+        return {
+            "pixel_values": torch.cat([m.pixel_values for m in media]),
+            "vision_grid": torch.tensor([grid for m in media for grid in m.grids], dtype=torch.long),
+            "patch_positions": torch.cat([m.patch_positions for m in media]),
+        }
