@@ -1,0 +1,204 @@
+"""Real vision-language datasets (Hugging Face hub or local files) as minivlm samples.
+
+Two common layouts are read:
+- `cauldron` (HuggingFaceM4/the_cauldron, Laurencon et al., arXiv 2405.02246): `images` (list)
+  and `texts` = [{"user", "assistant"}, ...]; all images open the first user turn.
+- `llava` (LLaVA, Liu et al., arXiv 2304.08485; also lmms-lab/LLaVA-OneVision-Data):
+  `image` (one image, a path or none) and `conversations` = [{"from": "human"|"gpt", "value"}],
+  where "<image>" in a human turn marks where the image goes (prepended when absent).
+Sources: a hub name (e.g. "HuggingFaceM4/the_cauldron" with config_name="vqav2"), or a local
+parquet/jsonl/json file, or a folder of them, or an imagefolder (images + metadata.jsonl).
+
+Bad records policy (one rule everywhere): a record whose image is missing or does not decode,
+or whose conversation is empty, malformed or does not end with an answer, is skipped and
+counted; at the end of each pass over the data one warning reports the counts by reason.
+Nothing raises mid-epoch for a bad record.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import datasets
+import torch.utils.data
+from PIL import Image
+
+from minivlm.data.streaming import shard_spec
+
+LAYOUTS = ("cauldron", "llava")
+IMAGE_PLACEHOLDER = "<image>"
+LLAVA_ROLES = {"human": "user", "gpt": "assistant"}
+
+
+class BadRecord(Exception):
+    """A record that cannot become a sample; the message is the reason counted in the warning."""
+
+
+def open_source(source: str, split: str = "train", config_name: str | None = None) -> datasets.IterableDataset:
+    """A local file/folder or a hub dataset as a streaming `datasets.IterableDataset`, media undecoded."""
+    path = Path(source)
+    if path.is_file() or path.is_dir():
+        files = sorted(str(p) for p in path.iterdir()) if path.is_dir() else [str(path)]
+        parquet = [f for f in files if f.endswith(".parquet")]
+        json_files = [f for f in files if f.endswith((".jsonl", ".json")) and not f.endswith("metadata.jsonl")]
+        if parquet:
+            stream = datasets.load_dataset("parquet", data_files=parquet, split="train", streaming=True)
+        elif json_files:
+            stream = datasets.load_dataset("json", data_files=json_files, split="train", streaming=True)
+        elif path.is_dir():
+            stream = datasets.load_dataset("imagefolder", data_dir=str(path), split="train", streaming=True)
+        else:
+            raise ValueError(f"{source}: expected a .parquet, .jsonl or .json file, or a folder of them / of images")
+    else:
+        stream = datasets.load_dataset(source, config_name, split=split, streaming=True)
+    return stream.decode(False)  # images arrive as bytes/paths: a corrupt one becomes a BadRecord, not a crash
+
+
+def detect_layout(columns: list[str]) -> str:
+    """The layout whose columns a dataset has."""
+    if {"images", "texts"} <= set(columns):
+        return "cauldron"
+    if "conversations" in columns:
+        return "llava"
+    raise ValueError(f"columns {columns} match no known layout: need images+texts (cauldron) or "
+                     "image+conversations (llava); pass layout= explicitly if the columns are renamed")
+
+
+def decode_image(value: object, image_root: Path | None) -> Image.Image:
+    """An image column value (PIL image, {"bytes", "path"} dict, or path) as a loaded RGB image."""
+    if isinstance(value, Image.Image):
+        return value.convert("RGB")
+    if isinstance(value, dict):
+        data, value = value.get("bytes"), value.get("path")
+        if data:
+            return open_image(io.BytesIO(data))
+    if not value:
+        raise BadRecord("missing image")
+    path = Path(value)
+    path = path if path.is_absolute() or image_root is None else image_root / path
+    if not path.is_file():
+        raise BadRecord("missing image")
+    return open_image(path)
+
+
+def open_image(file: io.BytesIO | Path) -> Image.Image:
+    try:
+        with Image.open(file) as image:
+            return image.convert("RGB")  # convert forces the full decode, so truncation shows up here
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise BadRecord("corrupt image") from error
+
+
+def cauldron_turns(record: dict) -> tuple[list, list[tuple[str, str]]]:
+    """(raw images, [(user text, assistant text)]) of a cauldron record."""
+    turns = [(t.get("user") or "", t.get("assistant") or "") for t in (record.get("texts") or [])]
+    if not turns or not all(user.strip() and answer.strip() for user, answer in turns):
+        raise BadRecord("empty conversation")
+    return list(record.get("images") or []), turns
+
+
+def cauldron_messages(images: int, turns: list[tuple[str, str]]) -> list[dict]:
+    messages = []
+    for k, (user, answer) in enumerate(turns):
+        media = [{"type": "image"} for _ in range(images)] if k == 0 else []
+        messages.append({"role": "user", "content": [*media, {"type": "text", "text": user.strip()}]})
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer.strip()}]})
+    return messages
+
+
+def llava_messages(record: dict) -> tuple[list, list[dict]]:
+    """(raw images, messages) of a llava record, images placed at their "<image>" markers."""
+    image = record.get("image")
+    images = image if isinstance(image, list) else ([image] if image is not None else [])
+    conversation = record.get("conversations") or []
+    if not conversation or any(not (turn.get("value") or "").strip() for turn in conversation):
+        raise BadRecord("empty conversation")
+    if any(turn.get("from") not in LLAVA_ROLES for turn in conversation):
+        raise BadRecord("unknown role")
+    if LLAVA_ROLES[conversation[-1]["from"]] != "assistant":
+        raise BadRecord("conversation does not end with an answer")
+    markers = sum(turn["value"].count(IMAGE_PLACEHOLDER) for turn in conversation)
+    if markers not in (0, len(images)):
+        raise BadRecord("image placeholders do not match images")
+    messages = []
+    for k, turn in enumerate(conversation):
+        pieces = turn["value"].split(IMAGE_PLACEHOLDER)
+        if markers == 0 and k == 0:  # images without a marker open the first turn
+            pieces = ["" for _ in images] + pieces
+        content = []
+        for i, piece in enumerate(pieces):
+            if i > 0:
+                content.append({"type": "image"})
+            if piece.strip():
+                content.append({"type": "text", "text": piece.strip()})
+        messages.append({"role": LLAVA_ROLES[turn["from"]], "content": content})
+    return images, messages
+
+
+def record_to_sample(record: dict, layout: str, image_root: Path | None, name: str, row: int) -> dict:
+    """One record as a sample; raises BadRecord (with the reason) when it cannot be one."""
+    if layout == "cauldron":
+        raw_images, turns = cauldron_turns(record)
+        messages = cauldron_messages(len(raw_images), turns)
+    else:
+        raw_images, messages = llava_messages(record)
+    images = [decode_image(value, image_root) for value in raw_images]
+    answer = messages[-1]["content"][-1]["text"]
+    return {"id": f"{name}/{row}", "task": name, "images": images, "videos": [], "messages": messages,
+            "answer": answer, "meta": {"source": name, "row": row, "layout": layout}}
+
+
+class RealDataset(torch.utils.data.IterableDataset):
+    """A real VLM dataset streamed as samples, sharded over DDP ranks and DataLoader workers.
+
+    Args:
+        source: hub name or local path (see the module docstring).
+        split: hub split (local sources have one split).
+        layout: "cauldron", "llava" or "auto" (detected from the columns).
+        image_root: folder that relative image paths (llava jsonl) are resolved against;
+            None uses the source folder for local sources.
+        config_name: hub config, e.g. "vqav2" for the_cauldron.
+        name: task name of the samples (default: the source's last path component).
+        transform: applied to each sample inside the worker (e.g. the processor).
+        rank, world_size: DDP position; None reads torch.distributed.
+    """
+
+    def __init__(self, source: str, split: str = "train", layout: str = "auto", image_root: str | None = None,
+                 config_name: str | None = None, name: str | None = None,
+                 transform: Callable[[dict], object] | None = None, rank: int | None = None,
+                 world_size: int | None = None) -> None:
+        super().__init__()
+        if layout not in (*LAYOUTS, "auto"):
+            raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS} or 'auto'")
+        local = Path(source)
+        default_root = (local if local.is_dir() else local.parent) if local.exists() else None
+        self.source, self.split, self.config_name, self.layout = source, split, config_name, layout
+        self.image_root = Path(image_root) if image_root else default_root
+        self.name = name or source.rstrip("/").split("/")[-1]
+        self.transform, self.rank, self.world_size = transform, rank, world_size
+        self.skipped: Counter = Counter()  # reasons of the records skipped in the last pass (this process)
+
+    def __iter__(self) -> Iterator:
+        stream = open_source(self.source, self.split, self.config_name)
+        layout = self.layout
+        shard, num_shards = shard_spec(self.rank, self.world_size)
+        self.skipped, seen = Counter(), 0
+        for row, record in itertools.islice(enumerate(stream), shard, None, num_shards):
+            seen += 1
+            if layout == "auto":
+                layout = detect_layout(list(record))
+            try:
+                sample = record_to_sample(record, layout, self.image_root, self.name, row)
+            except BadRecord as reason:
+                self.skipped[str(reason)] += 1
+                continue
+            yield self.transform(sample) if self.transform else sample
+        if self.skipped:
+            reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(self.skipped.items()))
+            warnings.warn(f"{self.name}: skipped {sum(self.skipped.values())} of {seen} records ({reasons})",
+                          stacklevel=2)

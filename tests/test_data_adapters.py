@@ -1,0 +1,105 @@
+"""Real-data adapters on tiny local fixtures (cauldron parquet, llava jsonl, imagefolder), bad records included."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import datasets
+import pytest
+from PIL import Image
+
+from minivlm.data.adapters import RealDataset, detect_layout
+
+
+def png(color: tuple[int, int, int], size: tuple[int, int] = (20, 10)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def stored(data: bytes) -> dict:
+    return {"bytes": data, "path": None}
+
+
+def talk(question: str, answer: str) -> list[dict]:
+    return [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+
+
+def read_all(dataset: RealDataset) -> tuple[list[dict], list[str]]:
+    with pytest.warns(UserWarning) as caught:
+        samples = list(dataset)
+    return samples, [str(w.message) for w in caught]
+
+
+def test_cauldron_parquet_with_bad_records(tmp_path):
+    features = datasets.Features({"images": [datasets.Image()],
+                                  "texts": [{"user": datasets.Value("string"), "assistant": datasets.Value("string")}]})
+    rows = [
+        {"images": [stored(png((255, 0, 0)))], "texts": [{"user": "Colour?", "assistant": "red"}]},
+        {"images": [stored(png((0, 0, 255))), stored(png((0, 255, 0)))],
+         "texts": [{"user": "First?", "assistant": "blue"}, {"user": "Second?", "assistant": "green"}]},
+        {"images": [stored(b"not a png")], "texts": [{"user": "Q", "assistant": "A"}]},
+        {"images": [stored(png((1, 1, 1)))], "texts": []},
+        {"images": [None], "texts": [{"user": "Q", "assistant": "A"}]},
+    ]
+    datasets.Dataset.from_list(rows, features=features).to_parquet(str(tmp_path / "part.parquet"))
+    samples, warnings = read_all(RealDataset(str(tmp_path / "part.parquet"), name="tiny"))
+    assert warnings == ["tiny: skipped 3 of 5 records (corrupt image: 1, empty conversation: 1, missing image: 1)"]
+    assert [s["answer"] for s in samples] == ["red", "green"]
+    two = samples[1]
+    assert [p["type"] for p in two["messages"][0]["content"]] == ["image", "image", "text"]
+    assert [m["role"] for m in two["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert [im.getpixel((0, 0)) for im in two["images"]] == [(0, 0, 255), (0, 255, 0)]
+    assert two["id"] == "tiny/1" and two["meta"] == {"source": "tiny", "row": 1, "layout": "cauldron"}
+
+
+def test_llava_jsonl_with_relative_paths_and_bad_records(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(png((10, 20, 30), (8, 6)))
+    (tmp_path / "images" / "broken.png").write_bytes(png((0, 0, 0))[:30])
+    records = [
+        {"image": "images/a.png", "conversations": talk("Look: <image>\nWhat colour?", "dark")},
+        {"image": "images/a.png", "conversations": talk("No marker here?", "fine")},
+        {"conversations": talk("Text only?", "yes")},
+        {"image": "images/missing.png", "conversations": talk("<image>\nQ", "A")},
+        {"image": "images/broken.png", "conversations": talk("<image>\nQ", "A")},
+        {"image": "images/a.png", "conversations": [{"from": "human", "value": "<image> unanswered"}]},
+        {"image": "images/a.png", "conversations": talk("<image><image> two markers", "A")},
+        {"image": "images/a.png", "conversations": []},
+    ]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    samples, warnings = read_all(RealDataset(str(tmp_path / "train.jsonl")))
+    assert warnings == ["train.jsonl: skipped 5 of 8 records (conversation does not end with an answer: 1, "
+                        "corrupt image: 1, empty conversation: 1, image placeholders do not match images: 1, "
+                        "missing image: 1)"]
+    marked, unmarked, text_only = samples
+    assert marked["messages"][0]["content"] == [{"type": "text", "text": "Look:"}, {"type": "image"},
+                                                {"type": "text", "text": "What colour?"}]
+    assert unmarked["messages"][0]["content"][0] == {"type": "image"}
+    assert marked["images"][0].size == (8, 6) and marked["images"][0].getpixel((0, 0)) == (10, 20, 30)
+    assert text_only["images"] == [] and text_only["answer"] == "yes"
+
+
+def test_imagefolder_with_metadata_and_sharding(tmp_path):
+    lines = []
+    for i in range(6):
+        Image.new("RGB", (12, 12), (i * 40, 0, 0)).save(tmp_path / f"{i}.png")
+        lines.append(json.dumps({"file_name": f"{i}.png", "conversations": [
+            {"from": "human", "value": "<image>\nRed level?"}, {"from": "gpt", "value": str(i * 40)}]}))
+    (tmp_path / "metadata.jsonl").write_text("\n".join(lines))
+    shards = [list(RealDataset(str(tmp_path), rank=r, world_size=2)) for r in range(2)]
+    rows = [[s["meta"]["row"] for s in shard] for shard in shards]
+    assert set(rows[0]).isdisjoint(rows[1]) and sorted(rows[0] + rows[1]) == list(range(6))
+    for sample in shards[0] + shards[1]:
+        assert sample["meta"]["layout"] == "llava"
+        assert str(sample["images"][0].getpixel((0, 0))[0]) == sample["answer"]
+
+
+def test_layout_errors_name_the_fix():
+    assert detect_layout(["images", "texts", "source"]) == "cauldron"
+    assert detect_layout(["image", "conversations"]) == "llava"
+    with pytest.raises(ValueError, match="layout="):
+        detect_layout(["img", "qa"])
+    with pytest.raises(ValueError, match="unknown layout"):
+        RealDataset("x", layout="sharegpt")
