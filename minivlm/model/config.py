@@ -1,0 +1,160 @@
+"""Model configuration: one dataclass, three named sizes derived from two dials.
+
+The sizes follow nanochat's "one complexity dial" idea with two dials, ``width`` (LM hidden size)
+and ``depth`` (LM layers): heads are 64 channels wide, the LM uses grouped-query attention with
+half as many key/value heads as query heads (as Qwen2-VL's LM), and the ViT is 3/4 as wide and
+3/4 as deep as the LM. Any derived field can still be set by hand:
+``ModelConfig(size="tiny", vit_depth=2)``. Fields left at None are filled from ``size`` when the
+config is built, so a saved config (``dataclasses.asdict``) holds every value explicitly.
+
+The LM's rope is a per-layer schedule (:func:`minivlm.rope.make_schedule`); ``rope`` holds the
+arguments of that call, the same keys as ``configs/rope/*.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from minivlm.rope import RopeSchedule, make_schedule
+from minivlm.tokenizer import IMAGE_PAD, SPECIAL_TOKENS, VIDEO_PAD
+
+HEAD_DIM = 64  # channels per attention head in the named sizes (ViT and LM)
+
+# name: (width = LM hidden size, depth = LM layers, ViT patch side in px)
+SIZES: dict[str, tuple[int, int, int]] = {
+    "tiny": (256, 4, 8),     # a few million parameters: minutes on a 2-core CPU
+    "small": (512, 8, 8),    # tens of millions: one GPU, the synthetic tasks at full length
+    "base": (1024, 12, 14),  # ~200 million: real data, Qwen2-VL's 14 px patches
+}
+
+
+def size_fields(width: int, depth: int, patch_size: int) -> dict[str, int]:
+    """Every size-dependent field from the two dials (and the patch side)."""
+    vit_dim = 3 * width // 4
+    return {
+        "patch_size": patch_size,
+        "vit_dim": vit_dim,
+        "vit_depth": max(2, 3 * depth // 4),
+        "vit_heads": max(1, vit_dim // HEAD_DIM),
+        "lm_dim": width,
+        "lm_layers": depth,
+        "lm_heads": max(1, width // HEAD_DIM),
+        "lm_kv_heads": max(1, width // HEAD_DIM // 2),
+    }
+
+
+@dataclass
+class RopeConfig:
+    """The LM's rope schedule: the arguments of :func:`minivlm.rope.make_schedule`."""
+
+    schedule: str | list[str] = "all"   # all | alternate | lower | upper | [preset, ...] one per LM layer
+    variant: str | None = "mrope"       # preset of `all`, first preset of a staggered schedule
+    partner: str = "mrope"              # second preset of a staggered schedule
+    theta: float | None = 10_000.0      # RoPE base of every layer; None keeps each preset's own
+    options: dict[str, Any] = field(default_factory=dict)  # design options, e.g. {"alpha": 0.5}
+
+
+@dataclass
+class ModelConfig:
+    """Every hyperparameter of :class:`minivlm.model.VLM`; None fields come from ``size``."""
+
+    size: str = "tiny"                    # named size filling the None fields: tiny | small | base
+    # Vision encoder (Qwen2-VL ViT, REFERENCE.md section 6)
+    in_channels: int = 3                  # image channels (RGB)
+    patch_size: int | None = None         # ViT patch side in pixels
+    temporal_patch: int = 2               # frames per Conv3d patch (an image is repeated to fill it)
+    spatial_merge: int = 2                # merge window side m: m*m patches become one LLM token
+    vit_dim: int | None = None            # ViT hidden size
+    vit_depth: int | None = None          # ViT blocks
+    vit_heads: int | None = None          # ViT attention heads
+    vit_mlp_ratio: float = 4.0            # ViT MLP hidden size / vit_dim
+    vit_rope: bool = True                 # 2D RoPE in ViT attention; False: the ViT sees no patch positions
+    vit_rope_theta: float = 10_000.0      # base of the ViT's 2D RoPE
+    drop_path: float = 0.0                # stochastic depth rate of the last ViT block (linear from 0)
+    deepstack_layers: tuple[int, ...] = ()  # ViT blocks feeding DeepStack mergers (Qwen3-VL); () = off
+    # Language model
+    vocab_size: int = 8192                # tokenizer vocabulary size
+    lm_dim: int | None = None             # LM hidden size
+    lm_layers: int | None = None          # LM decoder layers
+    lm_heads: int | None = None           # LM query heads
+    lm_kv_heads: int | None = None        # LM key/value heads (grouped-query attention; divides lm_heads)
+    lm_mlp_ratio: float = 8 / 3           # SwiGLU hidden size / lm_dim (rounded up to a multiple of 64)
+    qk_norm: bool = True                  # RMSNorm on each head's q and k (Qwen3): stable at high lr
+    norm_eps: float = 1e-6                # epsilon of every RMSNorm / LayerNorm
+    tie_embeddings: bool = True           # output head shares the token embedding matrix
+    max_seq_len: int = 2048               # longest sequence (prompt + generated) in tokens
+    init_std: float = 0.02                # std of weight init; residual projections get std/sqrt(2*lm_layers)
+    image_token_id: int = SPECIAL_TOKENS.index(IMAGE_PAD)  # placeholder of one merged image token
+    video_token_id: int = SPECIAL_TOKENS.index(VIDEO_PAD)  # placeholder of one merged video token
+    rope: RopeConfig = field(default_factory=RopeConfig)   # the LM's per-layer rope schedule
+
+    def __post_init__(self) -> None:
+        if self.size not in SIZES:
+            raise ValueError(f"unknown model size {self.size!r}; valid sizes: {', '.join(SIZES)}.")
+        for name, value in size_fields(*SIZES[self.size]).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if isinstance(self.rope, dict):  # from YAML / JSON
+            self.rope = RopeConfig(**self.rope)
+        self.deepstack_layers = tuple(int(i) for i in self.deepstack_layers)
+        self._validate()
+
+    @property
+    def vit_head_dim(self) -> int:
+        return self.vit_dim // self.vit_heads
+
+    @property
+    def lm_head_dim(self) -> int:
+        return self.lm_dim // self.lm_heads
+
+    @property
+    def lm_mlp_hidden(self) -> int:
+        hidden = int(self.lm_mlp_ratio * self.lm_dim + 0.5)
+        return -(-hidden // 64) * 64
+
+    @property
+    def patch_dim(self) -> int:
+        """Length of one patch vector: the flattened ``(C, temporal_patch, patch, patch)`` cube."""
+        return self.in_channels * self.temporal_patch * self.patch_size**2
+
+    def rope_schedule(self) -> RopeSchedule:
+        """The LM's schedule (raises ValueError for unknown names or sections that do not fit)."""
+        rope = self.rope
+        schedule = make_schedule(rope.schedule if isinstance(rope.schedule, str) else list(rope.schedule),
+                                 self.lm_layers, variant=rope.variant, partner=rope.partner,
+                                 theta=rope.theta, options=rope.options)
+        schedule.check_head_dim(self.lm_head_dim)
+        return schedule
+
+    def _validate(self) -> None:
+        positive = ["patch_size", "temporal_patch", "spatial_merge", "vit_dim", "vit_depth", "vit_heads",
+                    "vocab_size", "lm_dim", "lm_layers", "lm_heads", "lm_kv_heads", "max_seq_len"]
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}.")
+        if self.vit_dim % self.vit_heads or self.lm_dim % self.lm_heads:
+            raise ValueError(
+                f"hidden sizes must split evenly into heads: vit_dim={self.vit_dim}, vit_heads={self.vit_heads}, "
+                f"lm_dim={self.lm_dim}, lm_heads={self.lm_heads}."
+            )
+        if self.lm_heads % self.lm_kv_heads:
+            raise ValueError(
+                f"lm_kv_heads={self.lm_kv_heads} must divide lm_heads={self.lm_heads} (each key/value head "
+                "serves a whole group of query heads)."
+            )
+        if self.vit_rope and self.vit_head_dim % 4:
+            raise ValueError(
+                f"the ViT's 2D RoPE needs a head dim divisible by 4 (a quarter each for row and column "
+                f"frequencies, doubled for rotate_half), got {self.vit_head_dim}; change vit_dim or vit_heads."
+            )
+        bad = [i for i in self.deepstack_layers if not 0 <= i < self.vit_depth]
+        if bad:
+            raise ValueError(f"deepstack_layers {bad} are not ViT blocks; valid indices are 0..{self.vit_depth - 1}.")
+        if len(self.deepstack_layers) > self.lm_layers:
+            raise ValueError(
+                f"{len(self.deepstack_layers)} deepstack_layers feed LM layers 0..{len(self.deepstack_layers) - 1}, "
+                f"but the LM has only {self.lm_layers} layers; list at most {self.lm_layers}."
+            )
+        self.rope_schedule()  # unknown presets, schedule lengths and head-dim fits fail here

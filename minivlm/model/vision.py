@@ -1,0 +1,142 @@
+"""Vision encoder: Qwen2-VL's ViT with 2D RoPE and per-frame attention.
+
+Qwen2-VL (arXiv 2409.12191, section 2.1) encodes images at their native resolution: a Conv3d
+cuts ``(temporal_patch, patch, patch)`` cubes (an image is its frame repeated), and 2D RoPE puts
+each patch's row and column into attention. REFERENCE.md section 6 fixes the details: the head's
+``d/2`` rotary angles are split in half, the first quarter of channels rotating with the patch
+row and the second with the column, both at ``inv_freq[j] = theta ** (-2j / (d/2))``.
+
+Patches arrive in merge-window order (the processor's job), so a batch is one flat run of
+patches from many frames of many sizes. Attention must stay inside one frame: the frames are
+scattered into a padded ``(frames, longest, dim)`` tensor and a key mask hides the padding, the
+same result as a block-diagonal mask over the flat run at a fraction of its memory.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from timm.layers import DropPath, Mlp
+from torch import nn
+
+from minivlm.model.config import ModelConfig
+from minivlm.rope import apply_rotary, inverse_frequencies
+
+
+def vision_rope_cos_sin(patch_positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """2D RoPE tables ``(N, head_dim)`` for un-merged patch coordinates ``(N, 2)`` = (row, col).
+
+    Row and column share the frequencies ``theta ** (-2j / (head_dim/2))``, ``j < head_dim/4``.
+    """
+    inv_freq = inverse_frequencies(head_dim // 2, theta).to(patch_positions.device)
+    angle = (patch_positions.float().unsqueeze(-1) * inv_freq).flatten(1)  # (N, 2 * head_dim/4): rows, then cols
+    angle = torch.cat([angle, angle], dim=-1)
+    return angle.cos(), angle.sin()
+
+
+class FrameLayout:
+    """Where each patch of a flat batch sits in the padded ``(frames, longest)`` layout.
+
+    ``vision_grid`` rows are ``(t, h, w)`` in un-merged patches; each of the ``t`` temporal
+    groups is one attention frame of ``h * w`` patches.
+    """
+
+    def __init__(self, vision_grid: torch.Tensor) -> None:
+        grid = vision_grid.long()
+        frame_sizes = torch.repeat_interleave(grid[:, 1] * grid[:, 2], grid[:, 0])
+        self.num_frames = int(frame_sizes.numel())
+        self.longest = int(frame_sizes.max())
+        starts = torch.cumsum(frame_sizes, 0) - frame_sizes
+        self.frame = torch.repeat_interleave(torch.arange(self.num_frames, device=grid.device), frame_sizes)
+        self.slot = torch.arange(self.frame.numel(), device=grid.device) - starts[self.frame]
+        self.valid = torch.zeros(self.num_frames, self.longest, dtype=torch.bool, device=grid.device)
+        self.valid[self.frame, self.slot] = True
+
+    def pad(self, flat: torch.Tensor) -> torch.Tensor:
+        """``(N, ...)`` -> ``(frames, longest, ...)``, zeros at padding."""
+        padded = flat.new_zeros(self.num_frames, self.longest, *flat.shape[1:])
+        padded[self.frame, self.slot] = flat
+        return padded
+
+    def unpad(self, padded: torch.Tensor) -> torch.Tensor:
+        return padded[self.frame, self.slot]
+
+
+class VisionAttention(nn.Module):
+    """Multi-head self-attention inside each frame, with optional 2D RoPE on q and k."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor,
+                rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        frames, length, dim = x.shape
+        q, k, v = self.qkv(x).view(frames, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        if rope is not None:
+            cos, sin = rope  # (frames, 1, length, head_dim): same table for every head
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        return self.proj(out.transpose(1, 2).reshape(frames, length, dim))
+
+
+class VisionBlock(nn.Module):
+    """Pre-norm transformer block: attention then MLP, each with stochastic depth."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop_path: float, eps: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = VisionAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor,
+                rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), key_mask, rope))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class VisionEncoder(nn.Module):
+    """Patches ``(N, patch_dim)`` in merge-window order -> features ``(N, vit_dim)``.
+
+    Returns the last block's output and the outputs of ``config.deepstack_layers`` (in that
+    order) for the DeepStack mergers.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        cube = (config.temporal_patch, config.patch_size, config.patch_size)
+        self.patch_embed = nn.Conv3d(config.in_channels, config.vit_dim, kernel_size=cube, stride=cube, bias=False)
+        rates = [config.drop_path * i / max(1, config.vit_depth - 1) for i in range(config.vit_depth)]  # 0 -> drop_path
+        self.blocks = nn.ModuleList(
+            VisionBlock(config.vit_dim, config.vit_heads, config.vit_mlp_ratio, rate, config.norm_eps) for rate in rates
+        )
+
+    def forward(self, pixel_values: torch.Tensor, vision_grid: torch.Tensor,
+                patch_positions: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        config = self.config
+        if pixel_values.shape[-1] != config.patch_dim:
+            raise ValueError(
+                f"pixel_values rows have {pixel_values.shape[-1]} values but the model's patches have "
+                f"{config.patch_dim} (channels {config.in_channels} x temporal {config.temporal_patch} x "
+                f"{config.patch_size}x{config.patch_size}); build the Processor with the model's patch_size."
+            )
+        cube = pixel_values.view(-1, config.in_channels, config.temporal_patch, config.patch_size, config.patch_size)
+        flat = self.patch_embed(cube.to(self.patch_embed.weight.dtype)).flatten(1)
+        layout = FrameLayout(vision_grid)
+        x = layout.pad(flat)
+        key_mask = layout.valid[:, None, None, :]  # (frames, 1, 1, longest): padding keys hidden
+        rope = None
+        if config.vit_rope:
+            cos, sin = vision_rope_cos_sin(patch_positions, config.vit_head_dim, config.vit_rope_theta)
+            rope = (layout.pad(cos).unsqueeze(1), layout.pad(sin).unsqueeze(1))
+        captured = {}
+        for index, block in enumerate(self.blocks):
+            x = block(x, key_mask, rope)
+            if index in config.deepstack_layers:
+                captured[index] = layout.unpad(x)
+        return layout.unpad(x), [captured[index] for index in config.deepstack_layers]

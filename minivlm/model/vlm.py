@@ -1,0 +1,116 @@
+"""The vision-language model: ViT -> merger -> features in the placeholder tokens -> LM.
+
+Qwen2-VL's layout (arXiv 2409.12191, section 2.1): each image or video is encoded frame by frame,
+merged to LM width and written into the embedding of its placeholder tokens (``<|image_pad|>``,
+``<|video_pad|>``) in the order they occur, row by row. The collator concatenates vision tensors
+in that same order. Training minimises next-token cross entropy on answer tokens only (labels
+other than -100), computing the output head only where there is a target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minivlm.model.cache import KVCache
+from minivlm.model.config import ModelConfig
+from minivlm.model.generate import generate
+from minivlm.model.lm import DecoderLayer, LanguageModel
+from minivlm.model.merger import PatchMerger
+from minivlm.model.vision import VisionBlock, VisionEncoder
+from minivlm.processing.template import IGNORE_INDEX
+
+
+@dataclass
+class VLMOutput:
+    """``loss``: mean answer-token cross entropy (None without labels); ``logits``: ``(B, L, vocab)``
+    float32 when asked for; ``hidden``: final-norm hidden states ``(B, L, lm_dim)``."""
+
+    loss: torch.Tensor | None
+    logits: torch.Tensor | None
+    hidden: torch.Tensor
+
+
+class VLM(nn.Module):
+    """Images, videos and text in; next-token logits out. ``generate`` decodes with a KV cache."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        window = config.spatial_merge**2
+        self.vision = VisionEncoder(config)
+        self.merger = PatchMerger(config.vit_dim, config.lm_dim, window, eps=config.norm_eps)
+        self.deepstack_mergers = nn.ModuleList(
+            PatchMerger(config.vit_dim, config.lm_dim, window, norm_after_concat=True, eps=config.norm_eps)
+            for _ in config.deepstack_layers
+        )
+        self.lm = LanguageModel(config)
+        self.apply(self._init_weights)
+        # GPT-2's scaled init: residual branches write with std / sqrt(2 * layers).
+        residual_std = config.init_std / (2 * config.lm_layers) ** 0.5
+        for layer in self.lm.layers:
+            nn.init.normal_(layer.attn.o_proj.weight, std=residual_std)
+            nn.init.normal_(layer.mlp.fc2.weight, std=residual_std)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding, nn.Conv3d)):
+            nn.init.normal_(module.weight, std=self.config.init_std)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    def embed(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
+        """Token embeddings with merged vision features at the placeholders.
+
+        Returns ``(embeds, vision_mask, deepstack)``; ``vision_mask`` is None without media.
+        """
+        input_ids = batch["input_ids"]
+        embeds = self.lm.embed(input_ids)
+        vision_mask = (input_ids == self.config.image_token_id) | (input_ids == self.config.video_token_id)
+        placeholders = int(vision_mask.sum())
+        if batch.get("pixel_values") is None:
+            if placeholders:
+                raise ValueError(
+                    f"batch has {placeholders} vision placeholder tokens but no pixel_values; encode "
+                    "images and videos with the Processor, which adds both."
+                )
+            return embeds, None, []
+        patches, stacked = self.vision(batch["pixel_values"], batch["vision_grid"], batch["patch_positions"])
+        features = self.merger(patches)
+        if features.shape[0] != placeholders:
+            raise ValueError(
+                f"batch has {placeholders} vision placeholder tokens but the images and videos give "
+                f"{features.shape[0]} merged features; every merged token needs exactly one placeholder "
+                "(encode samples with the Processor of this model's patch_size and spatial_merge)."
+            )
+        embeds = embeds.masked_scatter(vision_mask.unsqueeze(-1), features.to(embeds.dtype))
+        deepstack = [merger(feature) for merger, feature in zip(self.deepstack_mergers, stacked)]
+        return embeds, vision_mask, deepstack
+
+    def forward(self, batch: dict[str, Any], cache: KVCache | None = None, return_logits: bool = False) -> VLMOutput:
+        """Loss when the batch has ``labels``; full logits when ``return_logits``."""
+        embeds, vision_mask, deepstack = self.embed(batch)
+        hidden = self.lm(embeds, batch["position_ids"], batch.get("attention_mask"), cache, vision_mask, deepstack)
+        loss = None
+        if batch.get("labels") is not None:
+            targets = batch["labels"][:, 1:]
+            answer = targets != IGNORE_INDEX
+            if not bool(answer.any()):
+                raise ValueError("batch has no answer tokens (every label is -100); nothing to learn from.")
+            loss = F.cross_entropy(self.lm.head(hidden[:, :-1][answer]).float(), targets[answer])
+        logits = self.lm.head(hidden).float() if return_logits else None
+        return VLMOutput(loss, logits, hidden)
+
+    def generate(self, batch: dict[str, Any], max_new_tokens: int, eos_token_id: int | None = None,
+                 temperature: float = 0.0, top_k: int | None = None, generator: torch.Generator | None = None,
+                 output_logits: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """See :func:`minivlm.model.generate.generate`."""
+        return generate(self, batch, max_new_tokens, eos_token_id, temperature, top_k, generator, output_logits)
+
+
+def transformer_block_classes() -> set[type[nn.Module]]:
+    """The repeated blocks, the units FSDP shards and activation checkpointing wraps."""
+    return {VisionBlock, DecoderLayer}
