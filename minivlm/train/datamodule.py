@@ -1,0 +1,132 @@
+"""Lightning data module: an endless synthetic stream for training, fixed sets for validation.
+
+Training batches are a pure function of their global index: batch ``b`` of rank ``r`` (of ``R``)
+holds the synthetic stream positions ``(b * R + r) * batch_size + i``. DataLoader worker ``w`` (of
+``W``) makes batches ``b = w, w + W, ...`` and the DataLoader hands them out round-robin, so the
+order is fixed whatever the worker count, no sample repeats across ranks, and a resumed run
+starts exactly at batch ``global_step * accumulate`` without storing any data state. Processing,
+position ids and masks are all made inside the workers (the collator), never in ``forward``.
+
+Validation generates answers for the first ``val_per_task`` samples of each task of the shipped
+``val`` set, prompt-only and left-padded.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.distributed
+import torch.utils.data
+
+from minivlm.data.collate import Collator
+from minivlm.data.storage import SYNTHETIC_DIR, synthetic_set
+from minivlm.data.streaming import SyntheticStream
+from minivlm.processing import Processor
+from minivlm.rope import RopeSchedule
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class TrainBatches(torch.utils.data.IterableDataset):
+    """Collated training batches, batch ``b`` a pure function of ``b`` (see the module docstring).
+
+    Args:
+        stream: where samples come from (``stream.sample(position)``).
+        processor: sample -> encoded sample.
+        collator: encoded samples -> batch.
+        batch_size: samples per batch and rank.
+        start_batch: the first batch index (``global_step * accumulate`` when resuming).
+    """
+
+    def __init__(self, stream: SyntheticStream, processor: Processor, collator: Collator,
+                 batch_size: int, start_batch: int = 0) -> None:
+        super().__init__()
+        self.stream, self.processor, self.collator = stream, processor, collator
+        self.batch_size, self.start_batch = batch_size, start_batch
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rank, world = _rank_and_world()
+        worker = torch.utils.data.get_worker_info()
+        worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
+        for batch in itertools.count(self.start_batch + worker_id, num_workers):
+            first = (batch * world + rank) * self.batch_size
+            samples = [self.processor(self.stream.sample(p)) for p in range(first, first + self.batch_size)]
+            yield self.collator(samples)
+
+
+def first_per_task(tasks: Sequence[str], per_task: int) -> list[int]:
+    """Indices of the first ``per_task`` rows of every task, in table order."""
+    taken: dict[str, int] = {}
+    keep = []
+    for index, task in enumerate(tasks):
+        if taken.get(task, 0) < per_task:
+            taken[task] = taken.get(task, 0) + 1
+            keep.append(index)
+    return keep
+
+
+class VLMDataModule(L.LightningDataModule):
+    """Training stream + validation set for one run.
+
+    Args:
+        processor: the processor matching the model (patch size, merge, context).
+        schedule: the LM's rope schedule (ids are built for each of its designs).
+        mix: task mix name or ``{task: weight}`` of the training stream.
+        seed: stream seed.
+        batch_size: samples per micro-batch and device.
+        layout: ``pad`` (one sample per row) or ``pack`` (rows filled up to ``max_tokens``).
+        max_tokens: longest sample (pad) or row budget (pack), in tokens.
+        num_workers: DataLoader worker processes (0: in the main process).
+        val_tasks: tasks validated (None: the tasks of the mix).
+        val_per_task: validation samples per task.
+        eval_batch_size: prompts per generation batch.
+        synthetic_dir: folder of the shipped sets.
+        accumulate: micro-batches per optimizer step (to find the resume batch).
+    """
+
+    def __init__(self, processor: Processor, schedule: RopeSchedule, mix: Any = "default", seed: int = 0,
+                 batch_size: int = 16, layout: str = "pad", max_tokens: int = 1024, num_workers: int = 2,
+                 val_tasks: Sequence[str] | None = None, val_per_task: int = 32, eval_batch_size: int = 32,
+                 synthetic_dir: str | Path = SYNTHETIC_DIR, accumulate: int = 1) -> None:
+        super().__init__()
+        self.processor, self.schedule = processor, schedule
+        self.stream = SyntheticStream(mix=mix, split="train", seed=seed)
+        self.batch_size, self.num_workers, self.accumulate = batch_size, num_workers, accumulate
+        self.val_tasks = list(val_tasks) if val_tasks is not None else list(self.stream.probabilities)
+        self.val_per_task, self.eval_batch_size = val_per_task, eval_batch_size
+        self.synthetic_dir = Path(synthetic_dir)
+        pad_id = processor.tokenizer.pad_id
+        self.train_collator = Collator(schedule, pad_id, max_tokens, mode=layout)
+        self.prompt_collator = Collator(schedule, pad_id, max_tokens, mode="pad", padding_side="left")
+
+    def _loader(self, dataset: torch.utils.data.Dataset, **kwargs: Any) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(
+            dataset, num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(), **kwargs,
+        )
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        start = self.trainer.global_step * self.accumulate if self.trainer is not None else 0
+        batches = TrainBatches(self.stream, self.processor, self.train_collator, self.batch_size, start)
+        return self._loader(batches, batch_size=None)
+
+    def eval_dataloader(self, split: str = "val", per_task: int | None = None) -> torch.utils.data.DataLoader:
+        """Prompt-only batches of a shipped split, ``per_task`` samples of each validated task."""
+        prompts = synthetic_set(split, self.synthetic_dir, tasks=self.val_tasks,
+                                transform=partial(self.processor, prompt_only=True))
+        keep = first_per_task(prompts.table["task"], per_task or self.val_per_task)
+        subset = torch.utils.data.Subset(prompts, keep)
+        return self._loader(subset, batch_size=self.eval_batch_size, collate_fn=self.prompt_collator)
+
+    def val_dataloader(self) -> torch.utils.data.DataLoader:
+        return self.eval_dataloader("val")
