@@ -8,6 +8,7 @@ import torch
 from conftest import chat_sample, noise_image
 from minivlm.data.collate import Collator
 from minivlm.model import VLM, ModelConfig, PatchMerger, vision_rope_cos_sin
+from minivlm.model.vision import AbsolutePositions
 from minivlm.model.sizes import parameter_counts
 from minivlm.rope import apply_rotary
 
@@ -97,17 +98,29 @@ def test_vit_attention_stays_inside_each_frame(tokenizer, processor):
     assert not torch.allclose(after[group:2 * group], together[group:2 * group])
 
 
-def test_vit_rope_switch(tokenizer, processor):
-    """With vit_rope off, a frame's patches are a set: permuting them permutes the features."""
+def test_vit_position_switches(tokenizer, processor):
+    """With vit_rope and vit_abs_pos off, a frame's patches are a set: permuting them permutes the
+    features; either switch on makes the features depend on where each patch lies."""
     image = chat_sample(processor, "i", "q", "a", images=[noise_image(5, 32, 32)])
     batch = training_batch(VLM(tiny_config(tokenizer)), [image], tokenizer.pad_id)
     permutation = torch.randperm(16, generator=torch.Generator().manual_seed(0))
-    for vit_rope, equivariant in [(False, True), (True, False)]:
+    for vit_rope, vit_abs_pos, equivariant in [(False, 0, True), (True, 0, False), (False, 4, False)]:
         torch.manual_seed(0)
-        vision = VLM(tiny_config(tokenizer, vit_rope=vit_rope)).vision.eval()
+        vision = VLM(tiny_config(tokenizer, vit_rope=vit_rope, vit_abs_pos=vit_abs_pos)).vision.eval()
         base = vision(batch["pixel_values"], batch["vision_grid"], batch["patch_positions"])[0]
         shuffled = vision(batch["pixel_values"][permutation], batch["vision_grid"], batch["patch_positions"])[0]
         assert torch.allclose(shuffled, base[permutation], atol=1e-5) == equivariant
+
+
+def test_absolute_positions_resample_the_table_to_each_frame():
+    table = AbsolutePositions(side=4, dim=3)
+    cells = torch.tensor([[row, col] for row in range(4) for col in range(4)])
+    same_size = table(cells, torch.tensor([[1, 4, 4]]))  # a 4x4 frame reads the table cell by cell
+    assert torch.allclose(same_size, table.table[0].permute(1, 2, 0).reshape(16, 3), atol=1e-6)
+    # An 8x8 frame: its 2x2 central patches straddle the table's four central cells equally.
+    fine = table(torch.tensor([[row, col] for row in range(8) for col in range(8)]), torch.tensor([[1, 8, 8]]))
+    centre = table.table[0, :, 1:3, 1:3].mean(dim=(1, 2))
+    assert torch.allclose(fine.view(8, 8, 3)[3:5, 3:5].mean(dim=(0, 1)), centre, atol=1e-6)
 
 
 def test_merger_merges_each_window_of_four_consecutive_patches():

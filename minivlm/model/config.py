@@ -69,7 +69,9 @@ class ModelConfig:
     vit_depth: int | None = None          # ViT blocks
     vit_heads: int | None = None          # ViT attention heads
     vit_mlp_ratio: float = 4.0            # ViT MLP hidden size / vit_dim
-    vit_rope: bool = True                 # 2D RoPE in ViT attention; False: the ViT sees no patch positions
+    vit_rope: bool = True                 # 2D RoPE in ViT attention (relative patch offsets)
+    vit_abs_pos: int = 0                  # side of a learned absolute position table resampled to each
+                                          # frame (Qwen3-VL); 0 = off. With vit_rope off too, the ViT sees no positions
     vit_rope_theta: float = 10_000.0      # base of the ViT's 2D RoPE
     drop_path: float = 0.0                # stochastic depth rate of the last ViT block (linear from 0)
     deepstack_layers: tuple[int, ...] = ()  # ViT blocks feeding DeepStack mergers (Qwen3-VL); () = off
@@ -149,6 +151,8 @@ class ModelConfig:
                 f"the ViT's 2D RoPE needs a head dim divisible by 4 (a quarter each for row and column "
                 f"frequencies, doubled for rotate_half), got {self.vit_head_dim}; change vit_dim or vit_heads."
             )
+        if not isinstance(self.vit_abs_pos, int) or self.vit_abs_pos < 0:
+            raise ValueError(f"ModelConfig.vit_abs_pos must be 0 (off) or a table side >= 1, got {self.vit_abs_pos!r}.")
         bad = [i for i in self.deepstack_layers if not 0 <= i < self.vit_depth]
         if bad:
             raise ValueError(f"deepstack_layers {bad} are not ViT blocks; valid indices are 0..{self.vit_depth - 1}.")

@@ -10,6 +10,11 @@ Patches arrive in merge-window order (the processor's job), so a batch is one fl
 patches from many frames of many sizes. Attention must stay inside one frame: the frames are
 scattered into a padded ``(frames, longest, dim)`` tensor and a key mask hides the padding, the
 same result as a block-diagonal mask over the flat run at a fraction of its memory.
+
+Optionally (``vit_abs_pos``), as in Qwen3-VL, a learned ``S x S`` table of absolute position
+embeddings is resampled bilinearly to each frame's patch grid and added after the patch
+embedding: a patch then knows where it lies *as a fraction of its frame*, which RoPE alone (only
+offsets between patches) never tells it.
 """
 
 from __future__ import annotations
@@ -62,6 +67,26 @@ class FrameLayout:
         return padded[self.frame, self.slot]
 
 
+class AbsolutePositions(nn.Module):
+    """A learned ``(side, side, dim)`` table, sampled at each patch's centre in frame coordinates."""
+
+    def __init__(self, side: int, dim: int) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(1, dim, side, side))
+        nn.init.normal_(self.table, std=0.02)
+
+    def forward(self, patch_positions: torch.Tensor, vision_grid: torch.Tensor) -> torch.Tensor:
+        """``(N, dim)`` embeddings for patches at ``(row, col)`` of frames of ``vision_grid`` sizes."""
+        grid = vision_grid.long()
+        sizes = torch.repeat_interleave(grid[:, 1:], grid[:, 0] * grid[:, 1] * grid[:, 2], dim=0)  # (N, 2)
+        # Patch centres in [-1, 1] (grid_sample's x, y order); align_corners=False makes the
+        # table's cells and the frame's patches both tile the same unit square.
+        centres = (2 * (patch_positions.flip(-1).float() + 0.5) / sizes.flip(-1).float() - 1)
+        sampled = F.grid_sample(self.table, centres.view(1, 1, -1, 2).to(self.table.dtype),
+                                mode="bilinear", padding_mode="border", align_corners=False)
+        return sampled[0, :, 0].T
+
+
 class VisionAttention(nn.Module):
     """Multi-head self-attention inside each frame, with optional 2D RoPE on q and k."""
 
@@ -111,6 +136,7 @@ class VisionEncoder(nn.Module):
         self.config = config
         cube = (config.temporal_patch, config.patch_size, config.patch_size)
         self.patch_embed = nn.Conv3d(config.in_channels, config.vit_dim, kernel_size=cube, stride=cube, bias=False)
+        self.abs_pos = AbsolutePositions(config.vit_abs_pos, config.vit_dim) if config.vit_abs_pos else None
         rates = [config.drop_path * i / max(1, config.vit_depth - 1) for i in range(config.vit_depth)]  # 0 -> drop_path
         self.blocks = nn.ModuleList(
             VisionBlock(config.vit_dim, config.vit_heads, config.vit_mlp_ratio, rate, config.norm_eps) for rate in rates
@@ -127,6 +153,8 @@ class VisionEncoder(nn.Module):
             )
         cube = pixel_values.view(-1, config.in_channels, config.temporal_patch, config.patch_size, config.patch_size)
         flat = self.patch_embed(cube.to(self.patch_embed.weight.dtype)).flatten(1)
+        if self.abs_pos is not None:
+            flat = flat + self.abs_pos(patch_positions, vision_grid)
         layout = FrameLayout(vision_grid)
         x = layout.pad(flat)
         key_mask = layout.valid[:, None, None, :]  # (frames, 1, 1, longest): padding keys hidden

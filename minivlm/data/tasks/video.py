@@ -14,6 +14,7 @@ import numpy as np
 
 from minivlm.data.tasks.config import TaskConfig
 from minivlm.data.tasks.scene import COLOR_NAMES, SHAPES, draw_canvas, randint
+from minivlm.processing.video import group_times
 
 TEMPORAL_PATCH = 2  # frames per temporal group (the Conv3d temporal patch of the vision encoder)
 CLUTTER = (2, 4)  # small shapes per frame, inclusive range
@@ -25,8 +26,7 @@ def group_timestamps(num_frames: int, fps: float) -> list[float]:
     """Mean time in seconds of the frames of each temporal group (frame i at i / fps)."""
     if num_frames % TEMPORAL_PATCH:
         raise ValueError(f"{num_frames} frames do not fill temporal groups of {TEMPORAL_PATCH}; pass an even count")
-    starts = range(0, num_frames, TEMPORAL_PATCH)
-    return [sum(range(start, start + TEMPORAL_PATCH)) / TEMPORAL_PATCH / fps for start in starts]
+    return group_times([index / fps for index in range(num_frames)], TEMPORAL_PATCH)
 
 
 def timestamp_text(seconds: float) -> str:
