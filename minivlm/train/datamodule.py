@@ -1,4 +1,4 @@
-"""Lightning data module: an endless synthetic stream for training, fixed sets for validation.
+"""Lightning data module: an endless training stream (synthetic or real), fixed sets for validation.
 
 Training batches are a pure function of their global index: batch ``b`` of rank ``r`` (of ``R``)
 holds the synthetic stream positions ``(b * R + r) * batch_size + i``. DataLoader worker ``w`` (of
@@ -7,6 +7,10 @@ order is fixed whatever the worker count, no sample repeats across ranks, and a 
 starts exactly at batch ``global_step * accumulate`` without storing any data state. Processing,
 position ids and masks are all made inside the workers (the collator), never in ``forward``.
 
+A real dataset (:class:`minivlm.data.adapters.RealDataset`, selected by ``data.real``) is sharded
+by rows instead, over ranks and workers, and cycled forever; see :class:`RealBatches` for how it
+resumes.
+
 Validation generates answers for the first ``val_per_task`` samples of each task of the shipped
 ``val`` set, prompt-only and left-padded.
 """
@@ -14,7 +18,7 @@ Validation generates answers for the first ``val_per_task`` samples of each task
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ import torch
 import torch.distributed
 import torch.utils.data
 
+from minivlm.data.adapters import RealDataset
 from minivlm.data.collate import Collator
 from minivlm.data.storage import SYNTHETIC_DIR, synthetic_set
 from minivlm.data.streaming import SyntheticStream
@@ -64,6 +69,49 @@ class TrainBatches(torch.utils.data.IterableDataset):
             yield self.collator(samples)
 
 
+class RealBatches(torch.utils.data.IterableDataset):
+    """Collated batches of a real dataset, passing over it again and again (runs count steps, not epochs).
+
+    The dataset shards its rows over ranks (and DataLoader workers), and worker ``w`` (of ``W``)
+    makes the loader's batches ``w, w + W, ...`` (the DataLoader takes them round-robin). Resuming
+    at batch ``s``, each worker first skips the samples of its batches in ``range(w, s, W)`` (read
+    again but not processed), so no sample is repeated or lost, and with one worker (what
+    VLMDataModule allows for now) the batches come in exactly the uninterrupted run's order.
+
+    Args:
+        dataset: the real dataset (samples not yet processed).
+        processor: sample -> encoded sample.
+        collator: encoded samples -> batch.
+        batch_size: samples per batch and rank.
+        start_batch: the first batch index (``global_step * accumulate`` when resuming).
+    """
+
+    def __init__(self, dataset: RealDataset, processor: Processor, collator: Collator, batch_size: int,
+                 start_batch: int = 0) -> None:
+        super().__init__()
+        self.dataset, self.processor, self.collator = dataset, processor, collator
+        self.batch_size, self.start_batch = batch_size, start_batch
+
+    def passes(self) -> Iterator[dict[str, Any]]:
+        """This shard's samples, pass after pass."""
+        while True:
+            empty = True
+            for sample in self.dataset:
+                empty = False
+                yield sample
+            if empty:
+                raise ValueError(f"{self.dataset.name}: this rank and worker's shard holds no usable record; "
+                                 "use fewer data.num_workers or devices, or a larger dataset.")
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker = torch.utils.data.get_worker_info()
+        worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
+        done = len(range(worker_id, self.start_batch, num_workers)) * self.batch_size
+        samples = itertools.islice(self.passes(), done, None)
+        while True:
+            yield self.collator([self.processor(sample) for sample in itertools.islice(samples, self.batch_size)])
+
+
 def first_per_task(tasks: Sequence[str], per_task: int) -> list[int]:
     """Indices of the first ``per_task`` rows of every task, in table order."""
     taken: dict[str, int] = {}
@@ -77,6 +125,9 @@ def first_per_task(tasks: Sequence[str], per_task: int) -> list[int]:
 
 class VLMDataModule(L.LightningDataModule):
     """Training stream + validation set for one run.
+
+    Validation always scores the synthetic diagnostic tasks of ``mix`` (the position probes),
+    also when ``real`` replaces the synthetic training stream.
 
     Args:
         processor: the processor matching the model (patch size, merge, context).
@@ -92,12 +143,19 @@ class VLMDataModule(L.LightningDataModule):
         eval_batch_size: prompts per generation batch.
         synthetic_dir: folder of the shipped sets.
         accumulate: micro-batches per optimizer step (to find the resume batch).
+        real: train on a real dataset instead of the synthetic stream: ``source``, ``config_name``,
+            ``split``, ``record_layout`` (cauldron | llava | auto), ``image_root`` (see
+            :class:`~minivlm.data.adapters.RealDataset`); None trains on the synthetic mix.
+
+    Raises:
+        ValueError: when ``real`` yields no usable sample (checked here, before training starts).
     """
 
     def __init__(self, processor: Processor, schedule: RopeSchedule, mix: Any = "default", seed: int = 0,
                  batch_size: int = 16, layout: str = "pad", max_tokens: int = 1024, num_workers: int = 2,
                  val_tasks: Sequence[str] | None = None, val_per_task: int = 32, eval_batch_size: int = 32,
-                 synthetic_dir: str | Path = SYNTHETIC_DIR, accumulate: int = 1) -> None:
+                 synthetic_dir: str | Path = SYNTHETIC_DIR, accumulate: int = 1,
+                 real: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.processor, self.schedule = processor, schedule
         self.stream = SyntheticStream(mix=mix, split="train", seed=seed)
@@ -108,6 +166,25 @@ class VLMDataModule(L.LightningDataModule):
         pad_id = processor.tokenizer.pad_id
         self.train_collator = Collator(schedule, pad_id, max_tokens, mode=layout)
         self.prompt_collator = Collator(schedule, pad_id, max_tokens, mode="pad", padding_side="left")
+        self.real = dict(real) if real is not None else None
+        if self.real is not None and num_workers > 1:
+            # `datasets` hands each DataLoader worker its own files and RealDataset then keeps every
+            # W-th row of those again: with several workers most records would never be read.
+            raise ValueError(f"data.real with data.num_workers={num_workers} would skip records (rows are split "
+                             "over workers twice); use data.num_workers=0 or 1.")
+        if self.real is not None:
+            first = next(iter(self.real_dataset(rank=0, world_size=1)), None)
+            if first is None:
+                raise ValueError(f"data.real.source {self.real['source']!r} gave no usable sample (see the warning "
+                                 "above for the skipped records); check the source, config_name and split.")
+            processor(first)  # a sample the processor rejects (e.g. longer than the context) fails now
+
+    def real_dataset(self, rank: int | None = None, world_size: int | None = None) -> RealDataset:
+        """The real training dataset (unprocessed samples); rank and world None read torch.distributed."""
+        real = self.real
+        return RealDataset(real["source"], split=real["split"], layout=real["record_layout"],
+                           image_root=real["image_root"], config_name=real["config_name"], rank=rank,
+                           world_size=world_size)
 
     def _loader(self, dataset: torch.utils.data.Dataset, **kwargs: Any) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(
@@ -117,7 +194,10 @@ class VLMDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         start = self.trainer.global_step * self.accumulate if self.trainer is not None else 0
-        batches = TrainBatches(self.stream, self.processor, self.train_collator, self.batch_size, start)
+        if self.real is not None:
+            batches = RealBatches(self.real_dataset(), self.processor, self.train_collator, self.batch_size, start)
+        else:
+            batches = TrainBatches(self.stream, self.processor, self.train_collator, self.batch_size, start)
         return self._loader(batches, batch_size=None)
 
     def eval_dataloader(self, split: str = "val", per_task: int | None = None) -> torch.utils.data.DataLoader:

@@ -13,22 +13,21 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_model, save_model
 
 from minivlm.model import VLM, ModelConfig
 from minivlm.tokenizer import BPETokenizer
+from minivlm.train.module import VLMTrainingModule
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 
 
-def export_model(model: torch.nn.Module, config: ModelConfig, tokenizer: BPETokenizer, folder: str | Path) -> Path:
-    """Write weights, config and tokenizer to ``folder``; returns the folder."""
+def export_model(model: VLM, tokenizer: BPETokenizer, folder: str | Path) -> Path:
+    """Write weights, config (``model.config``) and tokenizer to ``folder``; returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
     save_model(model, str(folder / WEIGHTS_FILE))  # stores tied (shared) tensors once
-    (folder / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
+    (folder / CONFIG_FILE).write_text(json.dumps(asdict(model.config), indent=2))
     tokenizer.save(folder)
     return folder
 
@@ -42,16 +41,19 @@ def load_exported(folder: str | Path) -> tuple[VLM, BPETokenizer]:
     return model.eval(), BPETokenizer.load(folder)
 
 
+def model_from_checkpoint(checkpoint: str | Path) -> VLM:
+    """The model (eval mode, CPU) of a Lightning checkpoint written by minivlm training."""
+    module = VLMTrainingModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+    return module.model.eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="a Lightning .ckpt of minivlm")
     parser.add_argument("out", type=Path, help="output folder")
     args = parser.parse_args()
-    from minivlm.train.module import VLMTrainingModule
-
-    module = VLMTrainingModule.load_from_checkpoint(args.checkpoint, map_location="cpu")
-    tokenizer = BPETokenizer.load(args.checkpoint.parent)
-    export_model(module.model, ModelConfig(**module.hparams.model_config), tokenizer, args.out)
+    tokenizer = BPETokenizer.load(args.checkpoint.parent)  # saved beside the checkpoints by training
+    export_model(model_from_checkpoint(args.checkpoint), tokenizer, args.out)
     print(f"exported to {args.out}")
 
 

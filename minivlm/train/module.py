@@ -1,6 +1,10 @@
 """The LightningModule: next-token loss on answer tokens, generation-based validation.
 
-Training minimises cross entropy on the assistant's answer tokens only (the collator's labels).
+Training minimises cross entropy on the assistant's answer tokens only (the collator's labels),
+averaged over every answer token of the global batch: each rank scales its own mean by its share
+of the answer tokens, so that data-parallel gradient averaging gives exactly the gradient a single
+process would get on the concatenated batch (ranks holding more answer tokens weigh more). With
+``optim.accumulate > 1`` an optimizer step averages the means of its micro-batches.
 Validation does what users care about: it decodes answers greedily with the KV cache and logs
 exact-match accuracy per task (``val/acc/<task>``) and their mean (``val/acc``), which also picks
 the "best" checkpoint. A non-finite loss stops training at once, before the optimizer step could
@@ -16,7 +20,9 @@ import torch
 
 from minivlm.evaluation.scoring import TaskScores, answer_batch
 from minivlm.model import VLM, ModelConfig
+from minivlm.processing.template import IGNORE_INDEX
 from minivlm.tokenizer import BPETokenizer
+from minivlm.train.flops import forward_flops, training_flops
 from minivlm.train.optim import build_optimizer
 
 
@@ -34,38 +40,49 @@ class VLMTrainingModule(L.LightningModule):
         val_tasks: task names validated, in a fixed order (for summing counts across ranks).
         max_new_tokens: generation budget of a validation answer.
         tokenizer: decodes generated answers (saved beside checkpoints by train.py).
+        compile: ``torch.compile`` the model in place (parameter names, hence checkpoints, unchanged).
     """
 
     def __init__(self, model_config: dict[str, Any], optim: dict[str, Any], total_steps: int,
-                 val_tasks: list[str], max_new_tokens: int = 8, tokenizer: BPETokenizer | None = None) -> None:
+                 val_tasks: list[str], max_new_tokens: int = 8, tokenizer: BPETokenizer | None = None,
+                 compile: bool = False) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["tokenizer"])
+        self.save_hyperparameters(ignore=["tokenizer", "compile"])
         self.model = VLM(ModelConfig(**model_config))
+        if compile:
+            self.model.compile()
         self.tokenizer = tokenizer
         self.scores = TaskScores()
-        # ThroughputMonitor reads this for MFU: ~6 flops per parameter per trained token.
-        self.flops_per_token = 6 * sum(p.numel() for p in self.model.parameters())
+        self.flops_per_batch = 0  # FLOPs of the latest batch on this device: Lightning's ThroughputMonitor reads it
 
     def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:
         loss = self.model(batch).loss
-        if not torch.isfinite(loss):
+        tokens = (batch["labels"][:, 1:] != IGNORE_INDEX).sum().to(loss.dtype)  # the tokens the loss averages
+        # One all-reduce gives the global answer-token count and the global loss; every rank then
+        # sees the same value, so a non-finite loss stops all ranks together (none hangs waiting).
+        loss_sum, global_tokens = self.trainer.strategy.reduce(torch.stack([loss.detach() * tokens, tokens]),
+                                                               reduce_op="sum")
+        global_loss = loss_sum / global_tokens
+        if not torch.isfinite(global_loss):
             raise NonFiniteLossError(
-                f"training loss is {loss.item()} at step {self.global_step}; stopped before the "
+                f"training loss is {global_loss.item()} at step {self.global_step}; stopped before the "
                 "optimizer step, so the saved checkpoints hold the last good weights. Lower "
                 "optim.lr or raise optim.warmup_steps, then resume with ckpt_path=last."
             )
-        answer_tokens = (batch["labels"] != -100).sum()
-        self.flops_per_batch = self.flops_per_token * batch["input_ids"].numel()
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
-        self.log("train/answer_tokens", answer_tokens.float(), reduce_fx="sum")
-        if batch.get("packing_efficiency") is not None:
-            self.log("train/packing_efficiency", batch["packing_efficiency"])
-        return loss
+        self.flops_per_batch = training_flops(self.model, batch)
+        self.log("train/loss", global_loss, prog_bar=True)
+        self.log("train/answer_tokens", global_tokens)
+        self.log("train/packing_efficiency", batch["packing_efficiency"])
+        self.log("lr", self.optimizers().param_groups[0]["lr"])
+        # Data-parallel strategies average gradients over ranks: scale so the average is the global mean.
+        return loss * tokens * self.trainer.world_size / global_tokens
 
     def on_validation_epoch_start(self) -> None:
         self.scores = TaskScores()
 
     def validation_step(self, batch: dict[str, Any], batch_index: int) -> None:
+        # Generation is dominated by the prompt's forward pass (answers are a few tokens).
+        self.flops_per_batch = forward_flops(self.model, batch)
         answers = answer_batch(self.model, batch, self.tokenizer, self.hparams.max_new_tokens)
         self.scores.add(batch["tasks"], answers, batch["answers"])
 
@@ -74,9 +91,9 @@ class VLMTrainingModule(L.LightningModule):
         counts = self.trainer.strategy.reduce(self.scores.as_tensor(tasks).to(self.device), reduce_op="sum")
         self.scores = TaskScores.from_tensor(tasks, counts.cpu())
         accuracy = self.scores.accuracy()
-        for task, value in accuracy.items():
-            self.log(f"val/acc/{task}", value, sync_dist=False)
-        self.log("val/acc", sum(accuracy.values()) / max(1, len(accuracy)), prog_bar=True)
+        # Every rank already holds the global counts; sync_dist averages equal values, it changes nothing.
+        self.log_dict({f"val/acc/{task}": value for task, value in accuracy.items()}, sync_dist=True)
+        self.log("val/acc", sum(accuracy.values()) / max(1, len(accuracy)), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optim = self.hparams.optim

@@ -3,33 +3,36 @@
 ``train.py`` is a thin Hydra entry point around :func:`train`; tests compose configs with Hydra's
 compose API and call it directly. Every bad value is caught in :func:`build_run`, before any
 training step: unknown rope names, sections that do not fit the head, schedules that do not fit
-the depth, unknown tasks.
+the depth, unknown tasks, a real-data source without usable samples.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
-from lightning.pytorch.strategies import FSDPStrategy
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.strategies import FSDPStrategy, Strategy
+from lightning.pytorch.utilities import move_data_to_device, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from minivlm.data.storage import load_baselines
 from minivlm.evaluation.scoring import TaskScores, answer_batch, format_report
-from minivlm.model import ModelConfig, transformer_block_classes
+from minivlm.model import VLM, ModelConfig, transformer_block_classes
 from minivlm.processing import Processor
 from minivlm.rope import RopeSchedule
 from minivlm.tokenizer import BPETokenizer
 from minivlm.train.datamodule import VLMDataModule
-from minivlm.train.export import export_model
+from minivlm.train.export import export_model, model_from_checkpoint
 from minivlm.train.module import NonFiniteLossError, VLMTrainingModule
+
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # in the run folder: Lightning's `ckpt_path=last` finds it
 
 
 @dataclass
@@ -65,102 +68,138 @@ def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
         seed=cfg.seed, batch_size=data.batch_size, layout=data.layout, max_tokens=model_config.max_seq_len,
         num_workers=data.num_workers, val_per_task=data.val_per_task, eval_batch_size=data.eval_batch_size,
         accumulate=cfg.optim.accumulate,
+        real=OmegaConf.to_container(data.real, resolve=True) if data.get("real") is not None else None,
     )
     module = VLMTrainingModule(
         model_config=model_fields, optim=OmegaConf.to_container(cfg.optim, resolve=True),
         total_steps=cfg.steps, val_tasks=datamodule.val_tasks, max_new_tokens=data.max_new_tokens,
-        tokenizer=tokenizer,
+        tokenizer=tokenizer, compile=cfg.compile,
     )
     return Run(cfg, Path(run_dir), tokenizer, schedule, model_config, datamodule, module)
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
-    loggers: list[Logger] = [CSVLogger(run_dir, name="logs", version="")]
+    """CSV always; TensorBoard when asked (or installed, with ``auto``); Weights & Biases when asked."""
+    # A new version folder per launch (logs/version_<n>/metrics.csv): a resumed run keeps the earlier logs.
+    loggers: list[Logger] = [CSVLogger(run_dir, name="logs")]
     tensorboard = cfg.logging.tensorboard
-    if tensorboard is True or (tensorboard == "auto" and _has_tensorboard()):
+    if tensorboard is True or (tensorboard == "auto" and _installed("tensorboard")):
+        _require("tensorboard", "logging.tensorboard=true", "logging.tensorboard=auto")
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
     if cfg.logging.wandb:
+        _require("wandb", "logging.wandb=true", "logging.wandb=false")
         loggers.append(WandbLogger(project=cfg.logging.wandb_project, name=cfg.name, save_dir=str(run_dir)))
     return loggers
 
 
-def _has_tensorboard() -> bool:
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def _require(package: str, setting: str, alternative: str) -> None:
+    if not _installed(package):
+        raise ValueError(f"{setting} needs the {package} package, which is not installed; "
+                         f"`pip install {package}` or set {alternative}.")
+
+
+def build_strategy(cfg: DictConfig) -> str | Strategy:
+    """The trainer's strategy; ``fsdp`` shards every transformer block (ViT and LM) as its own unit."""
+    if cfg.trainer.strategy == "fsdp":
+        return FSDPStrategy(auto_wrap_policy=transformer_block_classes(), state_dict_type="full")
+    return cfg.trainer.strategy
+
+
+class FinalStepCheckpoint(Callback):
+    """Writes ``path`` right after the run's final optimizer step.
+
+    ModelCheckpoint writes ``last.ckpt`` only after validations, so the steps after the last one
+    would be lost. Saving from ``on_train_batch_end`` (every rank takes part; FSDP gathers the full
+    weights) gives a checkpoint that Lightning resumes from exactly, as it does ModelCheckpoint's.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step == trainer.max_steps:
+            trainer.save_checkpoint(self.path, weights_only=False)  # optimizer and loop state too: resumable
 
 
 def build_trainer(cfg: DictConfig, run: Run) -> L.Trainer:
     checkpoints = ModelCheckpoint(
-        dirpath=run.run_dir / "checkpoints", filename="best-{step}", monitor="val/acc", mode="max",
+        dirpath=run.run_dir / LAST_CHECKPOINT.parent, filename="best-{step}", monitor="val/acc", mode="max",
         save_top_k=1, save_last=True, auto_insert_metric_name=False,
     )
-    callbacks = [
-        checkpoints,
-        LearningRateMonitor(logging_interval="step"),
-        ThroughputMonitor(batch_size_fn=lambda batch: batch["input_ids"].shape[0],
-                          length_fn=lambda batch: batch["input_ids"].numel()),
-    ]
-    strategy = cfg.trainer.strategy
-    if strategy == "fsdp":
-        strategy = FSDPStrategy(auto_wrap_policy=transformer_block_classes(), state_dict_type="full")
-    return instantiate(cfg.trainer, strategy=strategy, callbacks=callbacks,
+    final = FinalStepCheckpoint(run.run_dir / LAST_CHECKPOINT)
+    pad_id = run.tokenizer.pad_id
+    throughput = ThroughputMonitor(
+        batch_size_fn=lambda batch: len(batch["sample_ids"]),  # samples, also when packed several per row
+        length_fn=lambda batch: int((batch["input_ids"] != pad_id).sum()),  # real tokens: logged as items_per_sec
+        window_size=cfg.logging.throughput_window,
+    )
+    return instantiate(cfg.trainer, strategy=build_strategy(cfg), callbacks=[checkpoints, final, throughput],
                        logger=build_loggers(cfg, run.run_dir), default_root_dir=str(run.run_dir))
 
 
+@rank_zero_only
 def save_run_files(run: Run) -> None:
     """Resolved config and tokenizer beside the checkpoints, so a checkpoint folder is self-contained."""
-    folder = run.run_dir / "checkpoints"
+    folder = run.run_dir / LAST_CHECKPOINT.parent
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(run.cfg, resolve=True))
     run.tokenizer.save(folder)
 
 
-def evaluate_split(run: Run, split: str, per_task: int) -> dict[str, float]:
-    """Greedy exact-match accuracy per task on a shipped split (the run's model, one process)."""
-    model = run.module.model.eval()
+def evaluate_split(run: Run, split: str, per_task: int, model: VLM | None = None) -> dict[str, float]:
+    """Greedy exact-match accuracy per task on a shipped split, in one process.
+
+    Args:
+        run: the run whose processor, tasks and tokenizer are used.
+        split: a shipped split name (``val``, ``extrapolate``).
+        per_task: prompts per task.
+        model: the model to score (default: the run's own, ``run.module.model``).
+    """
+    model = (model if model is not None else run.module.model).eval()
+    device = next(model.parameters()).device
     scores = TaskScores()
     for batch in run.datamodule.eval_dataloader(split, per_task):
-        batch = _to_device(batch, run.module.device)
+        batch = move_data_to_device(batch, device)
         scores.add(batch["tasks"], answer_batch(model, batch, run.tokenizer, run.cfg.data.max_new_tokens),
                    batch["answers"])
     return scores.accuracy()
 
 
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    def move(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            return value.to(device)
-        if isinstance(value, dict):
-            return {k: move(v) for k, v in value.items()}
-        return value
-    return {key: move(value) for key, value in batch.items()}
-
-
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
-    """Fit, then print and return the final validation accuracy beside chance and blind baselines."""
+    """Fit, then print and return the final validation accuracy beside chance and blind baselines.
+
+    Writes into ``run_dir``: ``checkpoints/`` (``last.ckpt`` = the final step, ``best-<step>.ckpt``,
+    ``config.yaml``, ``tokenizer.json``), ``logs/version_<n>/metrics.csv`` (one folder per launch),
+    ``final_eval.json`` and ``export/``.
+
+    Raises:
+        ValueError: a bad config value, before any training step.
+        SystemExit: the loss became NaN or infinite (the message names the last good checkpoint).
+    """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run = build_run(cfg, run_dir)
-    if cfg.compile:
-        run.module.model = torch.compile(run.module.model)
     trainer = build_trainer(cfg, run)
     save_run_files(run)
     print(f"run folder: {run.run_dir}\nrope schedule: {run.schedule.describe()}")
+    last = run.run_dir / LAST_CHECKPOINT
     try:
         trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=cfg.ckpt_path)
     except NonFiniteLossError as error:
-        last = run.run_dir / "checkpoints" / "last.ckpt"
         raise SystemExit(f"{error}\nlast good checkpoint: {last if last.exists() else 'none yet'}") from None
     if not trainer.is_global_zero:
         return {"val_acc": float("nan")}
 
-    accuracy = evaluate_split(run, "val", cfg.data.final_eval_per_task)
+    # The final step's full weights, also when FSDP sharded them in memory (FinalStepCheckpoint).
+    model = model_from_checkpoint(last).to(trainer.strategy.root_device)
+    accuracy = evaluate_split(run, "val", cfg.data.final_eval_per_task, model)
     baselines = load_baselines()["splits"]["val"]
     print(format_report(accuracy, baselines, f"validation accuracy after {trainer.global_step} steps"))
     mean = sum(accuracy.values()) / len(accuracy)
     result = {"val_acc": mean, "accuracy": accuracy, "steps": trainer.global_step}
     (run.run_dir / "final_eval.json").write_text(json.dumps(result, indent=2))
-    export_model(run.module.model, run.model_config, run.tokenizer, run.run_dir / "export")
+    export_model(model, run.tokenizer, run.run_dir / "export")
     return result

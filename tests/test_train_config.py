@@ -1,0 +1,89 @@
+"""Config composition: bad values fail before training with clear messages; strategies and presets."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import MissingConfigException
+from lightning.pytorch.strategies import FSDPStrategy
+from torch import nn
+from train_helpers import CONFIGS, compose_config, single_thread  # noqa: F401 (autouse fixture)
+
+from minivlm.model import transformer_block_classes
+from minivlm.model.lm import DecoderLayer
+from minivlm.model.vision import VisionBlock
+from minivlm.train.run import build_run, build_strategy, train
+
+BAD_VALUES = {
+    "odd head_dim": (["model.lm_dim=66", "model.lm_heads=2"], "rope needs a positive even head_dim, got 33"),
+    "sections option": (["+rope.options.sections=[8,12,12]"], r"rope option\(s\) \['sections'\] are not used"),
+    "schedule length": (["rope.schedule=[mrope,circle,mrope]"], "explicit rope schedule has 3 entries but the LM has 2"),
+    "unknown preset": (["rope.variant=mrope3d"], r"unknown rope preset\(s\) \['mrope3d'\]; valid presets"),
+    "unknown task": (["data.mix={grounding: 1.0, colour: 1.0}"], r"names unknown tasks \['colour'\]; known tasks"),
+    "unknown layout": (["data.layout=stack"], "unknown collate mode 'stack'"),
+    "kv heads": (["model.lm_dim=128", "model.lm_heads=2", "model.lm_kv_heads=3"], "lm_kv_heads=3 must divide"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_VALUES))
+def test_bad_values_fail_before_training(case, tmp_path):
+    overrides, message = BAD_VALUES[case]
+    with pytest.raises(ValueError, match=message):
+        train(compose_config(*overrides), tmp_path)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "logs").exists()
+
+
+def test_unknown_config_group_option_is_hydras_error():
+    with pytest.raises(MissingConfigException, match="rope"):
+        compose_config("rope=mrope3d")
+
+
+def test_fsdp_wraps_every_transformer_block():
+    strategy = build_strategy(compose_config("trainer=fsdp"))
+    assert isinstance(strategy, FSDPStrategy) and strategy._state_dict_type == "full"
+    policy = strategy.kwargs["auto_wrap_policy"]
+    assert transformer_block_classes() == {DecoderLayer, VisionBlock}
+    for block, wrapped in [(DecoderLayer, True), (VisionBlock, True), (nn.Linear, False)]:
+        module = block.__new__(block)  # the policy looks only at the class
+        assert policy(module=module, recurse=False, nonwrapped_numel=0) is wrapped
+
+
+def test_trainer_presets():
+    gpu, ddp, cpu = (compose_config(f"trainer={name}").trainer for name in ("gpu", "ddp", "cpu"))
+    assert (gpu.accelerator, gpu.precision, gpu.strategy) == ("gpu", "bf16-mixed", "auto")
+    assert (ddp.precision, ddp.strategy, ddp.devices) == ("bf16-mixed", "ddp", "auto")
+    assert (cpu.accelerator, cpu.precision, cpu.max_steps) == ("cpu", "32-true", 600)
+
+
+def test_compile_switch_compiles_the_model_in_place(tmp_path):
+    run = build_run(compose_config("compile=true"), tmp_path)
+    assert run.module.model._compiled_call_impl is not None  # nn.Module.compile: parameter names unchanged
+    assert build_run(compose_config(), tmp_path).module.model._compiled_call_impl is None
+
+
+def test_experiment_presets_override_the_defaults():
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        quick = compose("train", overrides=["experiment=quick"], return_hydra_config=True)
+        HydraConfig.instance().set_config(quick)  # for the ${hydra:...} in `name`
+        assert (quick.steps, quick.eval_every, quick.data.batch_size, quick.trainer.max_steps) == (40, 20, 8, 40)
+        assert quick.name == "quick-mrope-seed0" and quick.model.size == "tiny" and quick.trainer.accelerator == "cpu"
+        gpu = compose("train", overrides=["experiment=gpu_small", "rope=circle"], return_hydra_config=True)
+        HydraConfig.instance().set_config(gpu)
+        assert (gpu.model.size, gpu.trainer.precision, gpu.compile, gpu.optim.lr) == ("small", "bf16-mixed", True, 1e-3)
+        assert gpu.name == "gpu_small-circle-seed0"
+
+
+OWN_CONFIGS = [CONFIGS / "train.yaml", CONFIGS / "data" / "real.yaml",
+               *sorted((CONFIGS / "trainer").glob("*.yaml")),
+               *[p for p in sorted((CONFIGS / "experiment").glob("*.yaml")) if not p.stem.startswith("ablation_")]]
+
+
+@pytest.mark.parametrize("path", OWN_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_field_is_commented(path):
+    # A key with a value needs a comment; section headers (`optim:`) and list entries do not.
+    uncommented = [line for line in path.read_text().splitlines()
+                   if re.match(r"\s*[\w.]+:\s*[^\s#]", line) and "#" not in line]
+    assert uncommented == []

@@ -1,0 +1,75 @@
+"""What a run logs: loss, learning rate, accuracy, tokens/s and FLOPs (CSV always, TensorBoard, W&B)."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+
+import pytest
+from torch.utils.flop_counter import FlopCounterMode
+from train_helpers import compose_config, logged, metric_rows, single_thread  # noqa: F401 (autouse fixture)
+
+from minivlm.data.tasks import MIXES
+from minivlm.train.flops import forward_flops, training_flops
+from minivlm.train.optim import warmup_cosine
+from minivlm.train.run import build_run, train
+
+
+def test_csv_log_has_loss_lr_accuracy_tokens_and_flops(tmp_path, tokenizer):
+    cfg = compose_config("steps=3", "eval_every=3", "trainer.log_every_n_steps=1", "logging.throughput_window=2",
+                         "optim.warmup_steps=1")
+    train(cfg, tmp_path)
+    assert list(logged(tmp_path, "train/loss")) == [0, 1, 2]
+    lrs = logged(tmp_path, "lr")
+    assert lrs == pytest.approx({step: 3e-3 * warmup_cosine(step, 1, 3, 0.1) for step in range(3)})
+    assert list(logged(tmp_path, "val/acc")) == [2]
+    assert all(list(logged(tmp_path, f"val/acc/{task}")) == [2] for task in MIXES["default"])
+
+    # ThroughputMonitor rows, one per batch: cumulative samples and real (non-pad) tokens, and
+    # per-second rates once its 2-batch window is full.
+    run = build_run(cfg, tmp_path)
+    batches = list(itertools.islice(run.datamodule.train_dataloader(), 3))
+    rows = {int(row["train/batches"]): row for row in metric_rows(tmp_path) if row.get("train/batches")}
+    tokens = list(itertools.accumulate(int((b["input_ids"] != tokenizer.pad_id).sum()) for b in batches))
+    assert [int(rows[k]["train/lengths"]) for k in (1, 2, 3)] == tokens
+    assert [int(rows[k]["train/samples"]) for k in (1, 2, 3)] == [2, 4, 6]
+    for k in (2, 3):
+        assert float(rows[k]["train/device/items_per_sec"]) > 0  # tokens/s
+        # With a 2-batch window, FLOPs/s over batches/s is the FLOPs of the window's newest batch.
+        flops = float(rows[k]["train/device/flops_per_sec"]) / float(rows[k]["train/device/batches_per_sec"])
+        assert flops == pytest.approx(training_flops(run.module.model, batches[k - 1]), rel=1e-6)
+
+
+def test_flops_match_torch_flop_counter(tmp_path):
+    run = build_run(compose_config("data.batch_size=3", tiny_model=False), tmp_path)  # the tiny size itself
+    model, batch = run.module.model, next(iter(run.datamodule.train_dataloader()))
+    with FlopCounterMode(display=False) as forward:
+        loss = model(batch).loss
+    with FlopCounterMode(display=False) as backward:
+        loss.backward()
+    assert forward_flops(model, batch) == forward.get_total_flops()
+    # Backward is ~2x forward: exactly for matmuls, 1x for the patch embedding (pixels need no
+    # gradient) and 2.5x for the attention kernels' recomputation.
+    measured = forward.get_total_flops() + backward.get_total_flops()
+    assert training_flops(model, batch) == pytest.approx(measured, rel=0.01)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard not installed")
+def test_tensorboard_logs_when_installed(tmp_path):
+    train(compose_config("steps=1", "eval_every=1", "trainer.log_every_n_steps=1"), tmp_path)
+    assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None, reason="tensorboard installed")
+def test_tensorboard_is_skipped_or_asked_for_when_missing(tmp_path):
+    train(compose_config("steps=1", "eval_every=1"), tmp_path)
+    assert not (tmp_path / "tensorboard").exists()
+    with pytest.raises(ValueError, match="pip install tensorboard"):
+        train(compose_config("steps=1", "logging.tensorboard=true"), tmp_path / "asked")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb installed (needs a login)")
+def test_wandb_asked_for_when_missing(tmp_path):
+    with pytest.raises(ValueError, match="pip install wandb"):
+        train(compose_config("steps=1", "logging.wandb=true"), tmp_path)
+    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()
