@@ -1,0 +1,278 @@
+"""Score trained models on the shipped diagnostic splits: per task, exact match, near miss, valid.
+
+    python evaluate.py outputs/tiny-mrope-seed0                 # a run folder (its last.ckpt)
+    python evaluate.py outputs/tiny-mrope-seed0/export          # an exported model
+    python evaluate.py outputs/ablation_frequency --per-task 96 --out results/ablation_frequency/runs.json
+    python evaluate.py outputs/ablation_frequency --report results/ablation_frequency   # + aggregate
+
+Answers are decoded greedily on exactly the path of training's final evaluation
+(``minivlm.train.run.evaluate_split``): the run's own config and processor, the prompt collator of
+``VLMDataModule.eval_dataloader`` (the first ``per_task`` samples of every task), and
+``scoring.answer_batch``. Each answer is then judged against its sample's metadata
+(:mod:`minivlm.evaluation.tolerance`). A run's result is written into its folder
+(``evaluation.json`` + ``evaluation.csv``) as soon as it is scored, and a run already scored from
+the same weights file with the same settings is skipped, so an interrupted evaluation of a sweep
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import torch
+from hydra import compose, initialize_config_dir
+from lightning.pytorch.utilities import move_data_to_device
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_model
+
+from minivlm.data.storage import SYNTHETIC_DIR
+from minivlm.evaluation.runs import (
+    RESULT_CSV,
+    RESULT_JSON,
+    WEIGHT_CHOICES,
+    Target,
+    find_run_dirs,
+    is_export_dir,
+    is_run_dir,
+    load_final_eval,
+    resolve_target,
+    rope_label,
+)
+from minivlm.evaluation.scoring import answer_batch
+from minivlm.evaluation.tolerance import METRICS, Judgement, judge
+from minivlm.train.export import CONFIG_FILE, WEIGHTS_FILE
+from minivlm.train.run import Run, build_run
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"  # defaults for exports saved outside a run
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to score and how. Only ``splits`` and ``per_task`` change the scores."""
+
+    splits: tuple[str, ...] = ("val", "extrapolate")  # shipped sets in data/synthetic/
+    per_task: int | None = None  # samples per task and split; None: the run's data.final_eval_per_task
+    weights: str = "last"  # in a run folder: last | best | export
+    device: str = "cpu"  # torch device of the model
+    num_workers: int | None = None  # DataLoader workers; None: the run's data.num_workers
+    batch_size: int | None = None  # prompts per generation batch; None: the run's data.eval_batch_size
+
+
+def saved_model_fields(weights: Path) -> dict[str, Any]:
+    """The ModelConfig fields stored with the weights themselves (checkpoint hparams or config.json)."""
+    if weights.suffix == ".ckpt":
+        return torch.load(weights, map_location="cpu", weights_only=True)["hyper_parameters"]["model_config"]
+    return json.loads((weights / CONFIG_FILE).read_text())
+
+
+def load_config(target: Target, settings: Settings) -> DictConfig:
+    """The run's resolved config (or the defaults plus the saved model), with evaluation overrides."""
+    if target.config is not None:
+        cfg = OmegaConf.load(target.config)
+    else:  # an export or checkpoint outside a run: data settings from configs/, the model from the weights
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train")
+        OmegaConf.set_struct(cfg, False)
+        model = saved_model_fields(target.weights)
+        cfg.rope = model.pop("rope")
+        cfg.model = model
+    cfg.data.tokenizer = str(target.tokenizer_dir)  # the run's own tokenizer, whatever the working directory
+    cfg.compile = False  # a few hundred short generations: compiling would cost more than it saves
+    if settings.num_workers is not None:
+        cfg.data.num_workers = settings.num_workers
+    if settings.batch_size is not None:
+        cfg.data.eval_batch_size = settings.batch_size
+    return cfg
+
+
+def load_weights(run: Run, target: Target) -> int | None:
+    """Load the target's weights into the run's model; returns the training step they come from."""
+    if target.weights.suffix == ".ckpt":
+        # One read gives weights and step; mmap keeps the optimizer states of big checkpoints on disk.
+        checkpoint = torch.load(target.weights, map_location="cpu", weights_only=True, mmap=True)
+        run.module.load_state_dict(checkpoint["state_dict"])  # strict: a mismatch names the tensors
+        return int(checkpoint["global_step"])
+    load_model(run.module.model, str(target.weights / WEIGHTS_FILE))
+    final = load_final_eval(target.run_dir)  # an export is written when training finished
+    return final["steps"] if final else None
+
+
+def split_metadata(path: Path) -> dict[str, dict[str, Any]]:
+    """``{sample id: meta}`` of a shipped split, read without decoding any image."""
+    table = pq.read_table(path, columns=["id", "meta"])
+    return {sample_id: json.loads(meta) for sample_id, meta in zip(table["id"].to_pylist(), table["meta"].to_pylist())}
+
+
+def summarise(judgements: Sequence[Judgement]) -> dict[str, float]:
+    """Sample count and the fraction of each metric over the judgements of one task."""
+    return {"n": len(judgements), **{m: sum(getattr(j, m) for j in judgements) / len(judgements) for m in METRICS}}
+
+
+@torch.no_grad()
+def score_split(run: Run, split: str, per_task: int, device: str) -> dict[str, dict[str, float]]:
+    """``{task: {"n", "exact", "near", "valid"}}`` of the run's model on one shipped split."""
+    metadata = split_metadata(run.datamodule.synthetic_dir / f"{split}.parquet")
+    model = run.module.model.to(device).eval()
+    judged: dict[str, list[Judgement]] = defaultdict(list)
+    for batch in run.datamodule.eval_dataloader(split, per_task):
+        batch = move_data_to_device(batch, torch.device(device))
+        predictions = answer_batch(model, batch, run.tokenizer, run.cfg.data.max_new_tokens)
+        for sample_id, task, prediction, answer in zip(
+            batch["sample_ids"], batch["tasks"], predictions, batch["answers"], strict=True
+        ):
+            judged[task].append(judge(prediction, answer, metadata[sample_id]))
+    return {task: summarise(judged[task]) for task in sorted(judged)}
+
+
+def fingerprint(target: Target, per_task: int) -> dict[str, Any]:
+    """What a stored result must match to be reused: the same weights file, unchanged, same sample count."""
+    return {"weights": str(target.weights.resolve()), "modified_ns": target.weights.stat().st_mtime_ns,
+            "per_task": per_task}
+
+
+def stored_result(target: Target, per_task: int, splits: Sequence[str]) -> dict[str, Any] | None:
+    """The run's saved result when it covers these splits with these weights and settings."""
+    path = target.run_dir / RESULT_JSON
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    same = all(result.get(key) == value for key, value in fingerprint(target, per_task).items())
+    return result if same and set(splits) <= set(result["scores"]) else None
+
+
+def evaluate_target(target: Target, settings: Settings, force: bool = False) -> dict[str, Any]:
+    """Score one model on every split, save the result in its run folder, and return it."""
+    cfg = load_config(target, settings)
+    per_task = settings.per_task or int(cfg.data.final_eval_per_task)
+    if not force and (result := stored_result(target, per_task, settings.splits)) is not None:
+        print(f"{target.run_dir}: already scored ({target.run_dir / RESULT_JSON}), skipped")
+        return result
+    run = build_run(cfg, target.run_dir)
+    step = load_weights(run, target)
+    scores = {split: score_split(run, split, per_task, settings.device) for split in settings.splits}
+    result = {
+        "run": target.run_dir.name,
+        "run_dir": str(target.run_dir),
+        **fingerprint(target, per_task),
+        "step": step,
+        "finished": load_final_eval(target.run_dir) is not None,
+        "config": {"rope": rope_label(cfg.rope), "vit_rope": bool(cfg.model.vit_rope), "seed": cfg.seed,
+                   "model": cfg.model.size},
+        "scores": scores,
+        "mean": {split: {m: sum(s[m] for s in tasks.values()) / len(tasks) for m in METRICS}
+                 for split, tasks in scores.items()},
+    }
+    write_csv([result], target.run_dir / RESULT_CSV)
+    # The JSON marks the run as scored, so it is written last and whole (a rename is atomic): an
+    # evaluation interrupted here leaves either no result or a complete one.
+    partial = target.run_dir / f"{RESULT_JSON}.partial"
+    partial.write_text(json.dumps(result, indent=2))
+    partial.replace(target.run_dir / RESULT_JSON)
+    print(format_result(result))
+    return result
+
+
+def find_targets(path: Path, weights: str) -> list[Target]:
+    """The one model a path names, or every run below a folder that has the requested weights."""
+    if not path.exists():
+        raise ValueError(f"{path} does not exist; pass a .ckpt file, an export folder, a run folder or a sweep folder")
+    if path.is_file() or is_export_dir(path) or is_run_dir(path):
+        return [resolve_target(path, weights)]
+    run_dirs = find_run_dirs(path)
+    if not run_dirs:
+        raise ValueError(f"no minivlm run below {path} (no */checkpoints/config.yaml); pass a .ckpt file, "
+                         "an export folder, a run folder or a folder of runs")
+    targets = []
+    for run_dir in run_dirs:
+        try:
+            targets.append(resolve_target(run_dir, weights))
+        except ValueError as error:  # a sweep in progress: this run has no such weights yet
+            print(f"skipped: {error}")
+    return targets
+
+
+def evaluate_path(path: str | Path, settings: Settings, force: bool = False) -> list[dict[str, Any]]:
+    """Score everything ``path`` names (see :func:`find_targets`); returns one result per model."""
+    shipped = sorted(p.stem for p in SYNTHETIC_DIR.glob("*.parquet"))
+    for split in settings.splits:
+        if split not in shipped:
+            raise ValueError(f"unknown split {split!r}; the shipped splits are {shipped} (in {SYNTHETIC_DIR})")
+    return [evaluate_target(target, settings, force) for target in find_targets(Path(path), settings.weights)]
+
+
+def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"run": result["run"], "step": result["step"], "split": split, "task": task, **values}
+            for split, tasks in result["scores"].items() for task, values in tasks.items()]
+
+
+def write_csv(results: Sequence[dict[str, Any]], path: Path) -> None:
+    """One row per run, split and task: n, exact, near, valid."""
+    rows = [row for result in results for row in csv_rows(result)]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["run", "step", "split", "task", "n", *METRICS])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """A plain-text table: tasks down; per split, the three metrics across; the mean over tasks last."""
+    splits = list(result["scores"])
+    tasks = sorted({task for scores in result["scores"].values() for task in scores})
+    width = 7 * len(METRICS)
+
+    def row(label: str, values: list[float | None]) -> str:
+        cells = ["".join(f"{'-' if v is None else f'{v:.3f}':>7}" for v in values[i:i + len(METRICS)])
+                 for i in range(0, len(values), len(METRICS))]
+        return f"{label:<14}" + "  ".join(cells)
+
+    lines = [f"{result['run_dir']}  ({Path(result['weights']).name}, step {result['step']}, "
+             f"{result['per_task']} per task)",
+             f"{'':<14}" + "  ".join(f"{split:>{width}}" for split in splits),
+             f"{'task':<14}" + "  ".join("".join(f"{m:>7}" for m in METRICS) for _ in splits)]
+    for task in tasks:
+        lines.append(row(task, [result["scores"][s].get(task, {}).get(m) for s in splits for m in METRICS]))
+    lines.append(row("mean", [result["mean"][s][m] for s in splits for m in METRICS]))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path, help="a .ckpt, an export folder, a run folder, or a folder of runs")
+    parser.add_argument("--splits", nargs="+", default=["val", "extrapolate"], help="shipped splits to score")
+    parser.add_argument("--per-task", type=int, default=None, help="samples per task (default: the run's "
+                        "data.final_eval_per_task)")
+    parser.add_argument("--weights", choices=WEIGHT_CHOICES, default="last",
+                        help="which weights of a run folder")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: the run's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="prompts per generation batch")
+    parser.add_argument("--force", action="store_true", help="re-score runs already scored")
+    parser.add_argument("--out", type=Path, default=None, help="also write all results to this JSON (+ .csv)")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="then aggregate the folder's runs into this folder (tables and plots)")
+    args = parser.parse_args(argv)
+    if args.per_task is not None and args.per_task < 1:
+        parser.error(f"--per-task must be >= 1, got {args.per_task}")
+    settings = Settings(tuple(args.splits), args.per_task, args.weights, args.device, args.workers, args.batch_size)
+    try:
+        results = evaluate_path(args.path, settings, args.force)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"runs": results}, indent=2))
+        write_csv(results, args.out.with_suffix(".csv"))
+        print(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
+    if args.report is not None:
+        from minivlm.evaluation.aggregate import write_report  # matplotlib only when asked for
+
+        for path in write_report(args.path, args.report):
+            print(f"wrote {path}")

@@ -1,0 +1,160 @@
+"""evaluate.py: scoring through the training evaluation path, weights loading, resuming, errors.
+
+An oracle model (it answers with the sample's true answer, or a chosen near miss) checks that
+predictions, answers and metadata stay aligned; a tiny run trained in the test checks loading
+from a run folder, a checkpoint and an export, the files written, and resuming a sweep.
+"""
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import minivlm.evaluation.evaluate as evaluate
+from minivlm.data.tasks import TASKS
+from minivlm.evaluation.evaluate import Settings, evaluate_path, load_config, load_weights, score_split
+from minivlm.evaluation.runs import resolve_target
+from minivlm.evaluation.tolerance import parse_cell
+from minivlm.train.run import build_run, train
+
+from conftest import REPO
+
+TINY = ["model.lm_dim=64", "model.lm_heads=1", "model.lm_kv_heads=1", "model.vit_dim=64", "model.vit_heads=1",
+        "model.lm_layers=2", "steps=2", "data.batch_size=2", "data.num_workers=0", "data.val_per_task=1",
+        "data.final_eval_per_task=1", "logging.tensorboard=false", "trainer.enable_progress_bar=false",
+        "name=tiny-test"]
+FAST = Settings(per_task=1, num_workers=0)
+
+
+def tiny_config():
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return compose("train", overrides=TINY)
+
+
+class Oracle(torch.nn.Module):
+    """Answers every prompt with ``transform(true answer)``: a model whose outputs are known."""
+
+    def __init__(self, tokenizer, transform: Callable[[str], str]) -> None:
+        super().__init__()
+        self.tokenizer, self.transform = tokenizer, transform
+
+    def generate(self, batch, max_new_tokens, eos_token_id):
+        rows = [self.tokenizer.encode(self.transform(answer)) + [eos_token_id] for answer in batch["answers"]]
+        width = max(len(row) for row in rows)
+        return torch.tensor([row + [eos_token_id] * (width - len(row)) for row in rows])
+
+
+def near_miss(answer: str) -> str:
+    """A wrong answer one step away: the neighbouring column of a cell, a number plus one."""
+    cell = parse_cell(answer)
+    if cell is not None:
+        return f"{'A' if cell[1] == 1 else 'B'}{cell[0] + 1}"
+    try:
+        return f"{float(answer) + 1:g}"
+    except ValueError:
+        return "nothing"
+
+
+@pytest.fixture(scope="module")
+def oracle_run(tmp_path_factory):
+    return build_run(tiny_config(), tmp_path_factory.mktemp("oracle"))
+
+
+def test_true_answers_score_one_on_every_task(oracle_run):
+    oracle_run.module.model = Oracle(oracle_run.tokenizer, lambda answer: answer)
+    scores = score_split(oracle_run, "val", 2, "cpu")
+    assert set(scores) == set(TASKS)
+    assert all(values == {"n": 2, "exact": 1.0, "near": 1.0, "valid": 1.0} for values in scores.values())
+
+
+def test_near_misses_score_near_but_not_exact(oracle_run):
+    oracle_run.module.model = Oracle(oracle_run.tokenizer, near_miss)
+    scores = score_split(oracle_run, "val", 2, "cpu")
+    assert all(values["exact"] == 0.0 for values in scores.values())
+    assert scores["grounding"]["near"] == 1.0 and scores["count"]["near"] == 1.0  # one cell, one object off
+    assert scores["relation"]["near"] == 0.0 and scores["order"]["near"] == 0.0  # labels: no partial credit
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny-test"
+    train(tiny_config(), run_dir)
+    return run_dir
+
+
+def test_run_folder_scores_match_training_final_eval(trained_run):
+    (result,) = evaluate_path(trained_run, FAST)
+    final = json.loads((trained_run / "final_eval.json").read_text())
+    assert {task: v["exact"] for task, v in result["scores"]["val"].items()} == final["accuracy"]
+    assert set(result["scores"]) == {"val", "extrapolate"}
+    assert all(set(tasks) == set(TASKS) for tasks in result["scores"].values())
+    assert all(v["n"] == 1 and v["exact"] <= v["near"] for tasks in result["scores"].values() for v in tasks.values())
+    assert (result["step"], result["finished"], result["config"]["rope"]) == (2, True, "mrope")
+    assert json.loads((trained_run / "evaluation.json").read_text()) == result
+    assert len((trained_run / "evaluation.csv").read_text().splitlines()) == 1 + 2 * len(TASKS)
+
+
+def test_checkpoint_and_standalone_export_load_the_same_weights(trained_run, tmp_path):
+    standalone = shutil.copytree(trained_run / "export", tmp_path / "export")  # no run config beside it
+    runs, steps = [], []
+    for target in (resolve_target(trained_run / "checkpoints" / "last.ckpt"), resolve_target(standalone)):
+        run = build_run(load_config(target, FAST), target.run_dir)
+        fresh = {k: v.clone() for k, v in run.module.model.state_dict().items()}
+        steps.append(load_weights(run, target))
+        runs.append(run.module.model.state_dict())
+    assert steps == [2, None]  # a checkpoint knows its step; an export outside its run folder does not
+    assert runs[0].keys() == runs[1].keys() == fresh.keys()
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert not all(torch.equal(runs[0][k], fresh[k]) for k in fresh)  # the weights were really loaded
+
+
+def test_sweep_resumes_and_skips_runs_without_checkpoints(trained_run, tmp_path, monkeypatch, capsys):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(trained_run, sweep / "done")
+    (sweep / "partial" / "checkpoints").mkdir(parents=True)  # a job that saved its config, no checkpoint yet
+    shutil.copy(trained_run / "checkpoints" / "config.yaml", sweep / "partial" / "checkpoints")
+    calls = []
+
+    def fake_scores(run, split, per_task, device):
+        calls.append(split)
+        return {"count": {"n": per_task, "exact": 0.5, "near": 1.0, "valid": 1.0}}
+
+    monkeypatch.setattr(evaluate, "score_split", fake_scores)
+    settings = Settings(splits=("val",), per_task=3, num_workers=0)
+    (first,) = evaluate_path(sweep, settings)
+    assert calls == ["val"] and first["scores"]["val"]["count"]["n"] == 3
+    assert "partial has no checkpoints/last.ckpt" in capsys.readouterr().out
+    assert evaluate_path(sweep, settings) == [first] and calls == ["val"]  # resumed: nothing re-scored
+    os.utime(sweep / "done" / "checkpoints" / "last.ckpt")  # the run trained further: stale result
+    evaluate_path(sweep, settings)
+    assert calls == ["val", "val"]
+
+
+def test_cli_writes_combined_results(trained_run, tmp_path):
+    out = tmp_path / "all.json"
+    evaluate.main([str(trained_run), "--per-task", "1", "--workers", "0", "--out", str(out)])
+    (result,) = json.loads(out.read_text())["runs"]
+    assert result["run"] == "tiny-test" and set(result["scores"]) == {"val", "extrapolate"}
+    assert len(out.with_suffix(".csv").read_text().splitlines()) == 1 + 2 * len(TASKS)
+
+
+def test_cli_errors_name_the_problem(trained_run, tmp_path):
+    no_ckpt = tmp_path / "run" / "checkpoints"
+    no_ckpt.mkdir(parents=True)
+    shutil.copy(trained_run / "checkpoints" / "config.yaml", no_ckpt)
+    for argv, message in [
+        ([str(tmp_path / "missing")], "does not exist"),
+        ([str(tmp_path / "run"), "--weights", "best"], "no checkpoints/best-\\*.ckpt"),
+        ([str(tmp_path / "run")], "no checkpoints/last.ckpt"),
+        ([str(no_ckpt / "config.yaml")], "not a minivlm checkpoint"),
+        ([str(trained_run), "--splits", "test"], "unknown split 'test'"),
+    ]:
+        with pytest.raises(SystemExit, match=message):
+            evaluate.main(argv)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no minivlm run below"):
+        evaluate.main([str(tmp_path / "empty")])
