@@ -1,0 +1,164 @@
+"""Learning curves: validation accuracy of every task against optimizer steps and training time.
+
+Training logs greedy-decoding accuracy per task (``val/acc/<task>``) every ``eval_every`` steps
+and, through Lightning's ThroughputMonitor, the elapsed training time (``train/time``, seconds,
+validation excluded). This module reads those CSV logs of one or more runs and answers the
+question a user of a small budget asks: how many steps and seconds does each task need?
+"Learned" is measured as in the learning-recipe issue: the step at which a task first closes half
+the gap between its chance level and 100 %.
+
+    python -m minivlm.evaluation.curves outputs/tiny-mrope-seed0 --out results/learning/default
+
+writes ``curves.png`` (accuracy vs steps and vs seconds, chance dashed), ``curves.md`` and
+``curves.csv`` (per run and task: final and best accuracy, steps and seconds to half the gap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from minivlm.data.storage import load_baselines
+
+ACC_PREFIX = "val/acc/"
+TIME_KEY = "train/time"
+
+
+@dataclass(frozen=True)
+class Point:
+    step: int
+    seconds: float | None  # training time at this step; None when the run logged none before it
+    accuracy: float
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    """Rows of every ``logs/version_*/metrics.csv`` of a run, launch after launch (resumes append)."""
+    files = sorted((run_dir / "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if not files:
+        raise ValueError(f"{run_dir} has no logs/version_*/metrics.csv; pass the folder of a training run")
+    rows: list[dict[str, str]] = []
+    for path in files:
+        with path.open(newline="") as handle:
+            rows.extend(csv.DictReader(handle))
+    return rows
+
+
+def task_curves(rows: Sequence[dict[str, str]]) -> dict[str, list[Point]]:
+    """``{task: [Point, ...]}`` in step order; a resumed run's repeated steps keep the latest value.
+
+    The time of a validation is the latest ``train/time`` logged at or before its step.
+    """
+    times = sorted((int(row["step"]), float(row[TIME_KEY])) for row in rows if row.get(TIME_KEY))
+    curves: dict[str, dict[int, float]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key.startswith(ACC_PREFIX) and value:
+                curves.setdefault(key[len(ACC_PREFIX):], {})[int(row["step"])] = float(value)
+
+    def seconds_at(step: int) -> float | None:
+        earlier = [seconds for logged, seconds in times if logged <= step]
+        return earlier[-1] if earlier else None
+
+    # Lightning logs validation at the step count of the last finished batch; +1 gives optimizer steps.
+    return {task: [Point(step + 1, seconds_at(step), acc) for step, acc in sorted(points.items())]
+            for task, points in curves.items()}
+
+
+def first_halfway(points: Sequence[Point], chance: float) -> Point | None:
+    """The first point whose accuracy closes half the gap between chance and 100 % (None: never)."""
+    target = chance + (1.0 - chance) / 2
+    return next((point for point in points if point.accuracy >= target), None)
+
+
+def summary_rows(runs: dict[str, dict[str, list[Point]]], chance: dict[str, float]) -> list[dict[str, object]]:
+    rows = []
+    for run, curves in runs.items():
+        for task, points in curves.items():
+            reached = first_halfway(points, chance.get(task, 0.0))
+            rows.append({
+                "run": run, "task": task, "chance": chance.get(task, math.nan),
+                "final": points[-1].accuracy, "best": max(p.accuracy for p in points), "steps": points[-1].step,
+                "halfway_step": reached.step if reached else None,
+                "halfway_seconds": reached.seconds if reached else None,
+            })
+    return rows
+
+
+def markdown(rows: Sequence[dict[str, object]], command: str) -> str:
+    def cell(value: object, digits: str = ".2f") -> str:
+        if value is None:
+            return "never"
+        return format(value, digits) if isinstance(value, float) else str(value)
+
+    lines = [
+        "# Learning curves", "", f"Made by `{command}`. Validation accuracy (greedy decoding, exact match) of "
+        "the shipped `val` set; *half gap* is the first validation at which a task closes half the gap "
+        "between chance and 100 %.", "",
+        "| run | task | chance | final | best | steps | half gap at step | half gap at seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(f"| {row['run']} | {row['task']} | {cell(row['chance'])} | {cell(row['final'])} | "
+                     f"{cell(row['best'])} | {row['steps']} | {cell(row['halfway_step'])} | "
+                     f"{cell(row['halfway_seconds'], '.0f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: dict[str, dict[str, list[Point]]], chance: dict[str, float], path: Path) -> None:
+    """One row per run: accuracy vs steps (left) and vs training seconds (right), chance dashed."""
+    figure = Figure(figsize=(11, 3.4 * len(runs)), layout="constrained")
+    axes = figure.subplots(len(runs), 2, squeeze=False)
+    for (run, curves), (by_step, by_time) in zip(runs.items(), axes):
+        colours = colormaps["tab10"]
+        for index, (task, points) in enumerate(sorted(curves.items())):
+            colour = colours(index % 10)
+            by_step.plot([p.step for p in points], [p.accuracy for p in points], "o-", color=colour, label=task)
+            timed = [p for p in points if p.seconds is not None]
+            by_time.plot([p.seconds for p in timed], [p.accuracy for p in timed], "o-", color=colour)
+            for axis in (by_step, by_time):
+                axis.axhline(chance.get(task, 0.0), color=colour, linestyle=":", linewidth=1)
+        by_step.set(title=run, xlabel="optimizer step", ylabel="val accuracy", ylim=(0, 1.02))
+        by_time.set(title=f"{run} (dotted: chance)", xlabel="training seconds", ylim=(0, 1.02))
+        by_step.legend(fontsize=7, loc="upper left")
+    figure.savefig(path, dpi=110)
+
+
+def write_curves(run_dirs: Sequence[str | Path], out: str | Path, command: str) -> list[Path]:
+    """Read the runs, write ``curves.{png,md,csv}`` under ``out``; returns the written paths."""
+    runs = {Path(run).name: task_curves(read_metrics(Path(run))) for run in run_dirs}
+    empty = [name for name, curves in runs.items() if not curves]
+    if empty:
+        raise ValueError(f"runs {empty} logged no validation accuracy yet (val/acc/<task>); let them reach eval_every")
+    chance = {task: scores["chance"] for task, scores in load_baselines()["splits"]["val"].items()}
+    rows = summary_rows(runs, chance)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "curves.md").write_text(markdown(rows, command))
+    with (out / "curves.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(runs, chance, out / "curves.png")
+    return [out / "curves.md", out / "curves.csv", out / "curves.png"]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="training run folders (outputs/<name>)")
+    parser.add_argument("--out", required=True, help="folder for curves.png, curves.md and curves.csv")
+    parser.add_argument("--command", default=None, help="the training command to quote in curves.md")
+    args = parser.parse_args(argv)
+    command = args.command or "python -m minivlm.evaluation.curves " + " ".join(args.runs)
+    for path in write_curves(args.runs, args.out, command):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Learning curves from training logs: steps, times, half-gap detection, resumed runs, files."""
+
+import csv
+
+import pytest
+
+from minivlm.evaluation.curves import Point, first_halfway, read_metrics, task_curves, write_curves
+
+
+def write_log(run, version, rows):
+    folder = run / "logs" / f"version_{version}"
+    folder.mkdir(parents=True)
+    fields = ["step", "train/time", "val/acc", "val/acc/grounding", "val/acc/count"]
+    with (folder / "metrics.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+
+
+@pytest.fixture
+def run(tmp_path):
+    run = tmp_path / "tiny-mrope-seed0"
+    write_log(run, 0, [
+        {"step": 9, "train/time": 5.0}, {"step": 19, "train/time": 11.0},
+        {"step": 19, "val/acc/grounding": 0.125, "val/acc/count": 0.25},
+        {"step": 29, "train/time": 17.0},
+    ])
+    # A resumed launch repeats step 39's validation: the later value wins.
+    write_log(run, 1, [
+        {"step": 39, "train/time": 23.0},
+        {"step": 39, "val/acc/grounding": 0.5, "val/acc/count": 0.75},
+    ])
+    write_log(run, 2, [{"step": 39, "val/acc/grounding": 0.53125, "val/acc/count": 0.75}])
+    return run
+
+
+def test_curves_join_validation_with_training_time_and_count_optimizer_steps(run):
+    curves = task_curves(read_metrics(run))
+    assert curves["grounding"] == [Point(20, 11.0, 0.125), Point(40, 23.0, 0.53125)]
+    assert curves["count"] == [Point(20, 11.0, 0.25), Point(40, 23.0, 0.75)]
+
+
+def test_half_gap_is_the_first_point_past_the_midpoint_between_chance_and_one():
+    points = [Point(10, 1.0, 0.3), Point(20, 2.0, 0.55), Point(30, 3.0, 0.9)]
+    assert first_halfway(points, chance=0.1) == Point(20, 2.0, 0.55)  # target 0.55
+    assert first_halfway(points, chance=0.5) == Point(30, 3.0, 0.9)  # target 0.75
+    assert first_halfway(points[:2], chance=0.5) is None
+
+
+def test_write_curves_tables_and_figure(run, tmp_path):
+    paths = write_curves([run], tmp_path / "out", command="python train.py")
+    assert [p.name for p in paths] == ["curves.md", "curves.csv", "curves.png"]
+    rows = {row["task"]: row for row in csv.DictReader((tmp_path / "out" / "curves.csv").open())}
+    # grounding chance (1/9) -> half gap 0.556: never reached; count chance ~0.21 -> 0.60: reached at step 40.
+    assert rows["grounding"]["halfway_step"] == "" and float(rows["grounding"]["final"]) == 0.53125
+    assert rows["count"]["halfway_step"] == "40" and float(rows["count"]["halfway_seconds"]) == 23.0
+    assert "| tiny-mrope-seed0 | count |" in (tmp_path / "out" / "curves.md").read_text()
+    assert (tmp_path / "out" / "curves.png").stat().st_size > 10_000
+
+
+def test_runs_without_logs_are_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="metrics.csv"):
+        write_curves([tmp_path], tmp_path / "out", command="x")
