@@ -93,7 +93,7 @@ def test_run_folder_scores_match_training_final_eval(trained_run):
     assert set(result["scores"]) == {"val", "extrapolate"}
     assert all(set(tasks) == set(TASKS) for tasks in result["scores"].values())
     assert all(v["n"] == 1 and v["exact"] <= v["near"] for tasks in result["scores"].values() for v in tasks.values())
-    assert (result["step"], result["finished"], result["config"]["rope"]) == (2, True, "mrope")
+    assert (result["step"], result["finished"], result["config"]["rope"]) == (2, True, "mrope_interleaved")
     assert json.loads((trained_run / "evaluation.json").read_text()) == result
     assert len((trained_run / "evaluation.csv").read_text().splitlines()) == 1 + 2 * len(TASKS)
 

@@ -55,7 +55,7 @@ def test_trainer_presets():
     gpu, ddp, cpu = (compose_config(f"trainer={name}").trainer for name in ("gpu", "ddp", "cpu"))
     assert (gpu.accelerator, gpu.precision, gpu.strategy) == ("gpu", "bf16-mixed", "auto")
     assert (ddp.precision, ddp.strategy, ddp.devices) == ("bf16-mixed", "ddp", "auto")
-    assert (cpu.accelerator, cpu.precision, cpu.max_steps) == ("cpu", "32-true", 600)
+    assert (cpu.accelerator, cpu.precision, cpu.max_steps) == ("cpu", "32-true", 400)  # trainer.max_steps follows `steps`
 
 
 def test_compile_switch_compiles_the_model_in_place(tmp_path):
@@ -69,7 +69,7 @@ def test_experiment_presets_override_the_defaults():
         quick = compose("train", overrides=["experiment=quick"], return_hydra_config=True)
         HydraConfig.instance().set_config(quick)  # for the ${hydra:...} in `name`
         assert (quick.steps, quick.eval_every, quick.data.batch_size, quick.trainer.max_steps) == (40, 20, 8, 40)
-        assert quick.name == "quick-mrope-seed0" and quick.model.size == "tiny" and quick.trainer.accelerator == "cpu"
+        assert quick.name == "quick-mrope_interleaved-seed0" and quick.model.size == "tiny" and quick.trainer.accelerator == "cpu"
         gpu = compose("train", overrides=["experiment=gpu_small", "rope=circle"], return_hydra_config=True)
         HydraConfig.instance().set_config(gpu)
         assert (gpu.model.size, gpu.trainer.precision, gpu.compile, gpu.optim.lr) == ("small", "bf16-mixed", True, 1e-3)

@@ -77,4 +77,4 @@ def test_base_model_config_builds(tokenizer):
     fields = {**OmegaConf.to_container(cfg.model), "rope": OmegaConf.to_container(cfg.rope)}
     config = ModelConfig(**fields, vocab_size=tokenizer.vocab_size)  # validates sizes and the rope schedule
     assert all(getattr(config, key) == value for key, value in size_fields(*SIZES["base"]).items())
-    assert config.rope_schedule().describe() == " ".join(["mrope"] * SIZES["base"][1])
+    assert config.rope_schedule().describe() == " ".join(["mrope_interleaved"] * SIZES["base"][1])
