@@ -17,7 +17,7 @@ from minivlm.train.run import build_run, train
 
 def test_csv_log_has_loss_lr_accuracy_tokens_and_flops(tmp_path, tokenizer):
     cfg = compose_config("steps=3", "eval_every=3", "trainer.log_every_n_steps=1", "logging.throughput_window=2",
-                         "optim.warmup_steps=1")
+                         "optim.warmup_steps=1", "optim.lr=3e-3")
     train(cfg, tmp_path)
     assert list(logged(tmp_path, "train/loss")) == [0, 1, 2]
     lrs = logged(tmp_path, "lr")

@@ -11,7 +11,7 @@ from minivlm.train.optim import warmup_cosine
 from minivlm.train.run import train
 
 STEPS = 5
-RUN = ("steps=5", "eval_every=2", "trainer.log_every_n_steps=1", "optim.warmup_steps=1")
+RUN = ("steps=5", "eval_every=2", "trainer.log_every_n_steps=1", "optim.warmup_steps=1", "optim.lr=3e-3")
 
 
 def test_interrupted_run_resumes_exactly(tmp_path):
