@@ -16,6 +16,7 @@ writes ``curves.png`` (accuracy vs steps and vs seconds, chance dashed), ``curve
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import math
 from collections.abc import Sequence
@@ -62,9 +63,11 @@ def task_curves(rows: Sequence[dict[str, str]]) -> dict[str, list[Point]]:
             if key.startswith(ACC_PREFIX) and value:
                 curves.setdefault(key[len(ACC_PREFIX):], {})[int(row["step"])] = float(value)
 
+    logged_steps = [step for step, _ in times]
+
     def seconds_at(step: int) -> float | None:
-        earlier = [seconds for logged, seconds in times if logged <= step]
-        return earlier[-1] if earlier else None
+        latest = bisect.bisect_right(logged_steps, step) - 1
+        return times[latest][1] if latest >= 0 else None
 
     # Lightning logs validation at the step count of the last finished batch; +1 gives optimizer steps.
     return {task: [Point(step + 1, seconds_at(step), acc) for step, acc in sorted(points.items())]
@@ -115,8 +118,8 @@ def plot(runs: dict[str, dict[str, list[Point]]], chance: dict[str, float], path
     """One row per run: accuracy vs steps (left) and vs training seconds (right), chance dashed."""
     figure = Figure(figsize=(11, 3.4 * len(runs)), layout="constrained")
     axes = figure.subplots(len(runs), 2, squeeze=False)
+    colours = colormaps["tab10"]
     for (run, curves), (by_step, by_time) in zip(runs.items(), axes):
-        colours = colormaps["tab10"]
         for index, (task, points) in enumerate(sorted(curves.items())):
             colour = colours(index % 10)
             by_step.plot([p.step for p in points], [p.accuracy for p in points], "o-", color=colour, label=task)
