@@ -112,15 +112,28 @@ def test_vit_position_switches(tokenizer, processor):
         assert torch.allclose(shuffled, base[permutation], atol=1e-5) == equivariant
 
 
-def test_absolute_positions_resample_the_table_to_each_frame():
-    table = AbsolutePositions(side=4, dim=3)
+@pytest.mark.parametrize("init", ["sincos", "normal"])
+def test_absolute_positions_resample_the_table_to_each_frame(init):
+    table = AbsolutePositions(side=4, dim=8, init=init)
     cells = torch.tensor([[row, col] for row in range(4) for col in range(4)])
     same_size = table(cells, torch.tensor([[1, 4, 4]]))  # a 4x4 frame reads the table cell by cell
-    assert torch.allclose(same_size, table.table[0].permute(1, 2, 0).reshape(16, 3), atol=1e-6)
+    assert torch.allclose(same_size, table.table[0].permute(1, 2, 0).reshape(16, 8), atol=1e-6)
     # An 8x8 frame: its 2x2 central patches straddle the table's four central cells equally.
     fine = table(torch.tensor([[row, col] for row in range(8) for col in range(8)]), torch.tensor([[1, 8, 8]]))
     centre = table.table[0, :, 1:3, 1:3].mean(dim=(1, 2))
-    assert torch.allclose(fine.view(8, 8, 3)[3:5, 3:5].mean(dim=(0, 1)), centre, atol=1e-6)
+    assert torch.allclose(fine.view(8, 8, 8)[3:5, 3:5].mean(dim=(0, 1)), centre, atol=1e-6)
+
+
+def test_sincos_table_golden():
+    """dim 8: frequencies 1 and 100**-0.5 = 0.1 rad per cell; channels sin, cos of the row, then of the column."""
+    table = AbsolutePositions(side=3, dim=8).table[0]
+    row, col = 2, 1
+    expected = [math.sin(2), math.sin(0.2), math.cos(2), math.cos(0.2),
+                math.sin(1), math.sin(0.1), math.cos(1), math.cos(0.1)]
+    assert torch.allclose(table[:, row, col], torch.tensor(expected), atol=1e-6)
+    assert torch.equal(table[:, 0, 0], torch.tensor([0.0, 0, 1, 1, 0, 0, 1, 1]))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        AbsolutePositions(side=3, dim=6)
 
 
 def test_merger_merges_each_window_of_four_consecutive_patches():
@@ -197,3 +210,5 @@ def test_bad_configs_fail_at_construction():
         ModelConfig(size="huge")
     with pytest.raises(ValueError, match="deepstack_layers"):
         ModelConfig(deepstack_layers=(7,))
+    with pytest.raises(ValueError, match="vit_abs_pos_init='zeros'"):
+        ModelConfig(vit_abs_pos_init="zeros")

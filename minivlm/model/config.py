@@ -20,6 +20,7 @@ from minivlm.rope import RopeSchedule, make_schedule
 from minivlm.tokenizer import IMAGE_PAD, SPECIAL_TOKENS, VIDEO_PAD
 
 HEAD_DIM = 64  # channels per attention head in the named sizes (ViT and LM)
+ABS_POS_INITS = ("sincos", "normal")  # how the ViT's learned absolute position table starts
 
 # name: (width = LM hidden size, depth = LM layers, ViT patch side in px)
 SIZES: dict[str, tuple[int, int, int]] = {
@@ -72,6 +73,7 @@ class ModelConfig:
     vit_rope: bool = True                 # 2D RoPE in ViT attention (relative patch offsets)
     vit_abs_pos: int = 0                  # side of a learned absolute position table resampled to each
                                           # frame (Qwen3-VL); 0 = off. With vit_rope off too, the ViT sees no positions
+    vit_abs_pos_init: str = "sincos"      # start of that table: sincos (2D sin-cos, unit amplitude) | normal (std 0.02)
     vit_rope_theta: float = 10_000.0      # base of the ViT's 2D RoPE
     drop_path: float = 0.0                # stochastic depth rate of the last ViT block (linear from 0)
     deepstack_layers: tuple[int, ...] = ()  # ViT blocks feeding DeepStack mergers (Qwen3-VL); () = off
@@ -153,6 +155,8 @@ class ModelConfig:
             )
         if not isinstance(self.vit_abs_pos, int) or self.vit_abs_pos < 0:
             raise ValueError(f"ModelConfig.vit_abs_pos must be 0 (off) or a table side >= 1, got {self.vit_abs_pos!r}.")
+        if self.vit_abs_pos_init not in ABS_POS_INITS:
+            raise ValueError(f"ModelConfig.vit_abs_pos_init={self.vit_abs_pos_init!r}; choose one of {ABS_POS_INITS}.")
         bad = [i for i in self.deepstack_layers if not 0 <= i < self.vit_depth]
         if bad:
             raise ValueError(f"deepstack_layers {bad} are not ViT blocks; valid indices are 0..{self.vit_depth - 1}.")

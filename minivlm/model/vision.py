@@ -14,7 +14,11 @@ same result as a block-diagonal mask over the flat run at a fraction of its memo
 Optionally (``vit_abs_pos``), as in Qwen3-VL, a learned ``S x S`` table of absolute position
 embeddings is resampled bilinearly to each frame's patch grid and added after the patch
 embedding: a patch then knows where it lies *as a fraction of its frame*, which RoPE alone (only
-offsets between patches) never tells it.
+offsets between patches) never tells it. The table starts as the fixed 2D sin-cos embedding of
+MAE (arXiv 2111.06377, section 3 / appendix A.1) at unit amplitude, or (``vit_abs_pos_init:
+normal``) as small noise: with noise the LM first has to wait for the table to grow before a
+token's features say where it is, which results/learning/README.md measures as hundreds of
+extra steps on the grounding task.
 """
 
 from __future__ import annotations
@@ -67,13 +71,30 @@ class FrameLayout:
         return padded[self.frame, self.slot]
 
 
+def sincos_table(side: int, dim: int, base: float = 100.0) -> torch.Tensor:
+    """``(1, dim, side, side)`` 2D sin-cos embedding: a quarter of the channels each for sin and cos
+    of the row and of the column, at ``dim / 4`` frequencies from 1 down to ``1 / base`` radians per
+    cell. The base is 100, not the 10000 of text, because a table has tens of cells, not thousands
+    of tokens: the slowest channel still turns visibly across the frame."""
+    if dim % 4:
+        raise ValueError(f"a 2D sin-cos table needs vit_dim divisible by 4, got {dim}; change vit_dim.")
+    omega = base ** (-torch.arange(dim // 4, dtype=torch.float32) / (dim // 4))
+    angles = torch.arange(side, dtype=torch.float32)[:, None] * omega  # (side, dim / 4)
+    rows = torch.cat([angles.sin(), angles.cos()], -1)[:, None, :].expand(side, side, -1)
+    cols = torch.cat([angles.sin(), angles.cos()], -1)[None, :, :].expand(side, side, -1)
+    return torch.cat([rows, cols], -1).permute(2, 0, 1)[None].contiguous()
+
+
 class AbsolutePositions(nn.Module):
     """A learned ``(side, side, dim)`` table, sampled at each patch's centre in frame coordinates."""
 
-    def __init__(self, side: int, dim: int) -> None:
+    def __init__(self, side: int, dim: int, init: str = "sincos") -> None:
         super().__init__()
-        self.table = nn.Parameter(torch.zeros(1, dim, side, side))
-        nn.init.normal_(self.table, std=0.02)
+        if init == "sincos":
+            self.table = nn.Parameter(sincos_table(side, dim))
+        else:
+            self.table = nn.Parameter(torch.zeros(1, dim, side, side))
+            nn.init.normal_(self.table, std=0.02)
 
     def forward(self, patch_positions: torch.Tensor, vision_grid: torch.Tensor) -> torch.Tensor:
         """``(N, dim)`` embeddings for patches at ``(row, col)`` of frames of ``vision_grid`` sizes."""
@@ -136,7 +157,9 @@ class VisionEncoder(nn.Module):
         self.config = config
         cube = (config.temporal_patch, config.patch_size, config.patch_size)
         self.patch_embed = nn.Conv3d(config.in_channels, config.vit_dim, kernel_size=cube, stride=cube, bias=False)
-        self.abs_pos = AbsolutePositions(config.vit_abs_pos, config.vit_dim) if config.vit_abs_pos else None
+        self.abs_pos = None
+        if config.vit_abs_pos:
+            self.abs_pos = AbsolutePositions(config.vit_abs_pos, config.vit_dim, config.vit_abs_pos_init)
         rates = [config.drop_path * i / max(1, config.vit_depth - 1) for i in range(config.vit_depth)]  # 0 -> drop_path
         self.blocks = nn.ModuleList(
             VisionBlock(config.vit_dim, config.vit_heads, config.vit_mlp_ratio, rate, config.norm_eps) for rate in rates
