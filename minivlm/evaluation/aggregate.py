@@ -26,8 +26,14 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure  # pyplot-free figures: no global state, rendered by Agg on save
 from omegaconf import DictConfig, OmegaConf
 
-from minivlm.data.storage import load_baselines
-from minivlm.evaluation.runs import RESULT_JSON, find_run_dirs, load_final_eval, load_run_config, rope_label
+from minivlm.evaluation.runs import (
+    RESULT_JSON,
+    find_run_dirs,
+    load_final_eval,
+    load_run_baselines,
+    load_run_config,
+    rope_label,
+)
 from minivlm.evaluation.tolerance import METRICS
 
 DEFAULT_GROUP_BY = ("rope", "model.vit_rope")  # "rope" is the rope label; other keys are dotted config keys
@@ -208,7 +214,9 @@ def write_report(root: str | Path, out: str | Path, group_by: Sequence[str] = DE
     written = [out / "summary.md", out / "summary.csv"]
     written[0].write_text(markdown_report(records, group_by, f"Ablation: {root.name}", command))
     write_summary_csv(records, group_by, written[1])
-    baselines = load_baselines()["splits"]
+    # A chance line only where every run was scored on the same task distribution (data.task).
+    per_run = [load_run_baselines(record.run_dir) for record in records]
+    baselines = per_run[0] if all(b == per_run[0] for b in per_run) else {}
     names = [key.split(".")[-1] for key in group_by]
     for (split, metric), groups in group_stats(records).items():
         chance = {t: v["chance"] for t, v in baselines.get(split, {}).items()} if metric == "exact" else {}

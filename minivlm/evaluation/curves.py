@@ -26,7 +26,7 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from minivlm.data.storage import load_baselines
+from minivlm.evaluation.runs import load_run_baselines
 
 ACC_PREFIX = "val/acc/"
 TIME_KEY = "train/time"
@@ -80,13 +80,15 @@ def first_halfway(points: Sequence[Point], chance: float) -> Point | None:
     return next((point for point in points if point.accuracy >= target), None)
 
 
-def summary_rows(runs: dict[str, dict[str, list[Point]]], chance: dict[str, float]) -> list[dict[str, object]]:
+def summary_rows(runs: dict[str, dict[str, list[Point]]],
+                 chance: dict[str, dict[str, float]]) -> list[dict[str, object]]:
+    """One row per (run, task); ``chance`` is ``{run: {task: chance}}`` (runs may differ in tasks' forms)."""
     rows = []
     for run, curves in runs.items():
         for task, points in curves.items():
-            reached = first_halfway(points, chance.get(task, 0.0))
+            reached = first_halfway(points, chance[run].get(task, 0.0))
             rows.append({
-                "run": run, "task": task, "chance": chance.get(task, math.nan),
+                "run": run, "task": task, "chance": chance[run].get(task, math.nan),
                 "final": points[-1].accuracy, "best": max(p.accuracy for p in points), "steps": points[-1].step,
                 "halfway_step": reached.step if reached else None,
                 "halfway_seconds": reached.seconds if reached else None,
@@ -102,7 +104,7 @@ def markdown(rows: Sequence[dict[str, object]], command: str) -> str:
 
     lines = [
         "# Learning curves", "", f"Made by `{command}`. Validation accuracy (greedy decoding, exact match) of "
-        "the shipped `val` set; *half gap* is the first validation at which a task closes half the gap "
+        "the run's `val` split; *half gap* is the first validation at which a task closes half the gap "
         "between chance and 100 %.", "",
         "| run | task | chance | final | best | steps | half gap at step | half gap at seconds |",
         "|---|---|---|---|---|---|---|---|",
@@ -114,7 +116,7 @@ def markdown(rows: Sequence[dict[str, object]], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: dict[str, dict[str, list[Point]]], chance: dict[str, float], path: Path) -> None:
+def plot(runs: dict[str, dict[str, list[Point]]], chance: dict[str, dict[str, float]], path: Path) -> None:
     """One row per run: accuracy vs steps (left) and vs training seconds (right), chance dashed."""
     figure = Figure(figsize=(11, 3.4 * len(runs)), layout="constrained")
     axes = figure.subplots(len(runs), 2, squeeze=False)
@@ -126,7 +128,7 @@ def plot(runs: dict[str, dict[str, list[Point]]], chance: dict[str, float], path
             timed = [p for p in points if p.seconds is not None]
             by_time.plot([p.seconds for p in timed], [p.accuracy for p in timed], "o-", color=colour)
             for axis in (by_step, by_time):
-                axis.axhline(chance.get(task, 0.0), color=colour, linestyle=":", linewidth=1)
+                axis.axhline(chance[run].get(task, 0.0), color=colour, linestyle=":", linewidth=1)
         by_step.set(title=run, xlabel="optimizer step", ylabel="val accuracy", ylim=(0, 1.02))
         by_time.set(title=f"{run} (dotted: chance)", xlabel="training seconds", ylim=(0, 1.02))
         by_step.legend(fontsize=7, loc="upper left")
@@ -136,10 +138,11 @@ def plot(runs: dict[str, dict[str, list[Point]]], chance: dict[str, float], path
 def write_curves(run_dirs: Sequence[str | Path], out: str | Path, command: str) -> list[Path]:
     """Read the runs, write ``curves.{png,md,csv}`` under ``out``; returns the written paths."""
     runs = {Path(run).name: task_curves(read_metrics(Path(run))) for run in run_dirs}
+    chance = {Path(run).name: {task: scores["chance"] for task, scores in load_run_baselines(Path(run))["val"].items()}
+              for run in run_dirs}
     empty = [name for name, curves in runs.items() if not curves]
     if empty:
         raise ValueError(f"runs {empty} logged no validation accuracy yet (val/acc/<task>); let them reach eval_every")
-    chance = {task: scores["chance"] for task, scores in load_baselines()["splits"]["val"].items()}
     rows = summary_rows(runs, chance)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

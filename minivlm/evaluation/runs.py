@@ -1,7 +1,7 @@
 """Run folders on disk: finding them, their weights, their config, and a label for their rope.
 
 A training run (``minivlm.train.run.train``) leaves a folder ``<run>/`` with
-``checkpoints/{config.yaml, tokenizer.json, last.ckpt, best-<step>.ckpt}``, ``final_eval.json``
+``checkpoints/{config.yaml, baselines.json, tokenizer.json, last.ckpt, best-<step>.ckpt}``, ``final_eval.json``
 once training finished, and ``export/`` (safetensors + ``config.json`` + tokenizer). A Hydra
 sweep puts one such folder per job below its sweep folder. Evaluation and aggregation both start
 here, and both must cope with sweeps in progress: runs without checkpoints yet, runs that stopped.
@@ -17,9 +17,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from minivlm.data.storage import load_baselines
 from minivlm.train.export import CONFIG_FILE, WEIGHTS_FILE
 
 RUN_CONFIG = Path("checkpoints") / "config.yaml"  # the resolved config saved by every run
+RUN_BASELINES = Path("checkpoints") / "baselines.json"  # chance/blind of the run's own task distribution
 FINAL_EVAL = "final_eval.json"  # written by training when it finished
 RESULT_JSON, RESULT_CSV = "evaluation.json", "evaluation.csv"  # written by `python evaluate.py`
 WEIGHT_CHOICES = ("last", "best", "export")
@@ -103,6 +105,13 @@ def resolve_target(path: str | Path, weights: str = "last") -> Target:
 
 def load_run_config(run_dir: Path) -> DictConfig:
     return OmegaConf.load(run_dir / RUN_CONFIG)
+
+
+def load_run_baselines(run_dir: Path) -> dict[str, dict[str, dict]]:
+    """``{split: {task: {"chance", "blind", ...}}}`` of the distribution the run trained and is
+    evaluated on; runs saved before ``baselines.json`` existed trained on the shipped default."""
+    path = run_dir / RUN_BASELINES
+    return json.loads(path.read_text()) if path.is_file() else load_baselines()["splits"]
 
 
 def load_final_eval(run_dir: Path) -> dict[str, Any] | None:

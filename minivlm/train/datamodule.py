@@ -12,7 +12,10 @@ by rows instead, over ranks and workers, and cycled forever; see :class:`RealBat
 resumes.
 
 Validation generates answers for the first ``val_per_task`` samples of each task of the shipped
-``val`` set, prompt-only and left-padded.
+``val`` set, prompt-only and left-padded. ``data.task`` (TaskConfig overrides, e.g. fewer objects
+or a coarser grid) changes the distribution of every split; the shipped sets hold only the
+default one, so the evaluation samples and their chance/blind baselines are then generated from
+the same pure functions (seed 0, as the shipped sets were built) instead of read.
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ import torch.distributed
 import torch.utils.data
 
 from minivlm.data.adapters import RealDataset
+from minivlm.data.baselines import estimate_baselines
 from minivlm.data.collate import Collator
-from minivlm.data.storage import SYNTHETIC_DIR, synthetic_set
+from minivlm.data.storage import SYNTHETIC_DIR, load_baselines, synthetic_set
 from minivlm.data.streaming import SyntheticStream
+from minivlm.data.tasks import TaskConfig, generate, split_config
+from minivlm.data.tasks.config import EXTRAPOLATED_FIELDS
 from minivlm.processing import Processor
 from minivlm.rope import RopeSchedule
 
@@ -112,6 +118,37 @@ class RealBatches(torch.utils.data.IterableDataset):
             yield self.collator([self.processor(sample) for sample in itertools.islice(samples, self.batch_size)])
 
 
+class GeneratedSet(torch.utils.data.Dataset):
+    """Samples ``0 .. per_task - 1`` of each task's ``(split, seed 0)`` stream under ``config``: what a
+    shipped set holds for the default distribution, made on demand (in the DataLoader workers)."""
+
+    def __init__(self, tasks: Sequence[str], per_task: int, split: str, config: TaskConfig, transform: Any) -> None:
+        self.keys = [(task, index) for task in tasks for index in range(per_task)]
+        self.split, self.config, self.transform = split, config, transform
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, index: int) -> Any:
+        task, position = self.keys[index]
+        return self.transform(generate(task, position, self.split, 0, self.config))
+
+
+def task_overrides(task: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``data.task`` as TaskConfig keyword arguments (YAML lists become the (min, max) tuples).
+
+    Raises:
+        ValueError: a key that is not a TaskConfig field, or values TaskConfig rejects.
+    """
+    overrides = {key: tuple(value) if isinstance(value, (list, tuple)) else value for key, value in (task or {}).items()}
+    unknown = sorted(set(overrides) - set(TaskConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"data.task has unknown field(s) {unknown}; TaskConfig fields are "
+                         f"{sorted(TaskConfig.__dataclass_fields__)} (minivlm/data/tasks/config.py).")
+    split_config("train", **overrides)  # TaskConfig checks the values now, not in a DataLoader worker
+    return overrides
+
+
 def first_per_task(tasks: Sequence[str], per_task: int) -> list[int]:
     """Indices of the first ``per_task`` rows of every task, in table order."""
     taken: dict[str, int] = {}
@@ -146,6 +183,8 @@ class VLMDataModule(L.LightningDataModule):
         real: train on a real dataset instead of the synthetic stream: ``source``, ``config_name``,
             ``split``, ``record_layout`` (cauldron | llava | auto), ``image_root`` (see
             :class:`~minivlm.data.adapters.RealDataset`); None trains on the synthetic mix.
+        task: TaskConfig overrides for every split (``extrapolate`` keeps its own larger images and
+            longer videos); None or empty: the defaults, evaluated on the shipped sets.
 
     Raises:
         ValueError: when ``real`` yields no usable sample (checked here, before training starts).
@@ -155,10 +194,11 @@ class VLMDataModule(L.LightningDataModule):
                  batch_size: int = 16, layout: str = "pad", max_tokens: int = 1024, num_workers: int = 2,
                  val_tasks: Sequence[str] | None = None, val_per_task: int = 32, eval_batch_size: int = 32,
                  synthetic_dir: str | Path = SYNTHETIC_DIR, accumulate: int = 1,
-                 real: Mapping[str, Any] | None = None) -> None:
+                 real: Mapping[str, Any] | None = None, task: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.processor, self.schedule = processor, schedule
-        self.stream = SyntheticStream(mix=mix, split="train", seed=seed)
+        self.task = task_overrides(task)
+        self.stream = SyntheticStream(mix=mix, split="train", seed=seed, config=self.task_config("train"))
         self.batch_size, self.num_workers, self.accumulate = batch_size, num_workers, accumulate
         self.val_tasks = list(val_tasks) if val_tasks is not None else list(self.stream.probabilities)
         self.val_per_task, self.eval_batch_size = val_per_task, eval_batch_size
@@ -178,6 +218,24 @@ class VLMDataModule(L.LightningDataModule):
                 raise ValueError(f"data.real.source {self.real['source']!r} gave no usable sample (see the warning "
                                  "above for the skipped records); check the source, config_name and split.")
             processor(first)  # a sample the processor rejects (e.g. longer than the context) fails now
+
+    def task_config(self, split: str) -> TaskConfig | None:
+        """The sample distribution of ``split`` under ``data.task``; None for the defaults."""
+        if not self.task:
+            return None
+        if split == "extrapolate":
+            return split_config(split, **{k: v for k, v in self.task.items() if k not in EXTRAPOLATED_FIELDS})
+        return split_config(split, **self.task)
+
+    def baselines(self, split: str) -> dict[str, dict]:
+        """Chance and blind accuracy per validated task on ``split`` (see :mod:`minivlm.data.baselines`)."""
+        config = self.task_config(split)
+        if config is None:
+            shipped = load_baselines(self.synthetic_dir)["splits"][split]
+            return {task: shipped[task] for task in self.val_tasks}
+        # 500 problems per task: chance is exact, blind an estimate (the shipped sets use 2000).
+        return {task: estimate_baselines(task, split, 500, 0, config, self.task_config("train"))
+                for task in self.val_tasks}
 
     def real_dataset(self, rank: int | None = None, world_size: int | None = None) -> RealDataset:
         """The real training dataset (unprocessed samples); rank and world None read torch.distributed."""
@@ -201,12 +259,15 @@ class VLMDataModule(L.LightningDataModule):
         return self._loader(batches, batch_size=None)
 
     def eval_dataloader(self, split: str = "val", per_task: int | None = None) -> torch.utils.data.DataLoader:
-        """Prompt-only batches of a shipped split, ``per_task`` samples of each validated task."""
-        prompts = synthetic_set(split, self.synthetic_dir, tasks=self.val_tasks,
-                                transform=partial(self.processor, prompt_only=True))
-        keep = first_per_task(prompts.table["task"], per_task or self.val_per_task)
-        subset = torch.utils.data.Subset(prompts, keep)
-        return self._loader(subset, batch_size=self.eval_batch_size, collate_fn=self.prompt_collator)
+        """Prompt-only batches of ``split``, the first ``per_task`` samples of each validated task."""
+        per_task, config = per_task or self.val_per_task, self.task_config(split)
+        transform = partial(self.processor, prompt_only=True)
+        if config is None:
+            shipped = synthetic_set(split, self.synthetic_dir, tasks=self.val_tasks, transform=transform)
+            prompts = torch.utils.data.Subset(shipped, first_per_task(shipped.table["task"], per_task))
+        else:
+            prompts = GeneratedSet(self.val_tasks, per_task, split, config, transform)
+        return self._loader(prompts, batch_size=self.eval_batch_size, collate_fn=self.prompt_collator)
 
     def val_dataloader(self) -> torch.utils.data.DataLoader:
         return self.eval_dataloader("val")

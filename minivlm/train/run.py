@@ -22,7 +22,7 @@ from lightning.pytorch.strategies import FSDPStrategy, Strategy
 from lightning.pytorch.utilities import move_data_to_device, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from minivlm.data.storage import load_baselines
+from minivlm.evaluation.runs import RUN_BASELINES, load_run_baselines
 from minivlm.evaluation.scoring import TaskScores, answer_batch, format_report
 from minivlm.model import VLM, ModelConfig, transformer_block_classes
 from minivlm.processing import Processor
@@ -69,6 +69,7 @@ def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
         num_workers=data.num_workers, val_per_task=data.val_per_task, eval_batch_size=data.eval_batch_size,
         accumulate=cfg.optim.accumulate,
         real=OmegaConf.to_container(data.real, resolve=True) if data.get("real") is not None else None,
+        task=OmegaConf.to_container(data.task, resolve=True) if data.get("task") else None,
     )
     module = VLMTrainingModule(
         model_config=model_fields, optim=OmegaConf.to_container(cfg.optim, resolve=True),
@@ -143,10 +144,13 @@ def build_trainer(cfg: DictConfig, run: Run) -> L.Trainer:
 
 @rank_zero_only
 def save_run_files(run: Run) -> None:
-    """Resolved config and tokenizer beside the checkpoints, so a checkpoint folder is self-contained."""
+    """Resolved config, tokenizer and the tasks' chance/blind baselines beside the checkpoints, so a
+    checkpoint folder is self-contained."""
     folder = run.run_dir / LAST_CHECKPOINT.parent
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(run.cfg, resolve=True))
+    baselines = {split: run.datamodule.baselines(split) for split in ("val", "extrapolate")}
+    (run.run_dir / RUN_BASELINES).write_text(json.dumps(baselines, indent=1))
     run.tokenizer.save(folder)
 
 
@@ -196,7 +200,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     # The final step's full weights, also when FSDP sharded them in memory (FinalStepCheckpoint).
     model = model_from_checkpoint(last).to(trainer.strategy.root_device)
     accuracy = evaluate_split(run, "val", cfg.data.final_eval_per_task, model)
-    baselines = load_baselines()["splits"]["val"]
+    baselines = load_run_baselines(run.run_dir)["val"]
     print(format_report(accuracy, baselines, f"validation accuracy after {trainer.global_step} steps"))
     mean = sum(accuracy.values()) / len(accuracy)
     result = {"val_acc": mean, "accuracy": accuracy, "steps": trainer.global_step}

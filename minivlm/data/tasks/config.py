@@ -63,6 +63,7 @@ class TaskConfig:
             )
 
 
+EXTRAPOLATED_FIELDS = ("image_size", "frames")  # what `extrapolate` sets beyond train; user overrides leave them
 _SPLIT_DEFAULTS = {
     "train": TaskConfig(),
     "val": TaskConfig(),
