@@ -1,18 +1,20 @@
-"""``data.task``: TaskConfig overrides change what a run trains on, is evaluated on and is compared with."""
+"""``data.task`` and ``data.curriculum``: what a run trains on, step by step, is evaluated on and is compared with."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from functools import partial
 
 import numpy as np
 import pytest
+import torch
 from train_helpers import compose_config, single_thread  # noqa: F401 (autouse fixture)
 
 from minivlm.data.storage import load_baselines, synthetic_set
 from minivlm.data.tasks import split_config
 from minivlm.data.tasks.scene import cell_names
-from minivlm.train.datamodule import GeneratedSet, first_per_task
+from minivlm.train.datamodule import GeneratedSet, TrainBatches, first_per_task
 from minivlm.train.run import build_run, train
 
 EASY = "data.task={grid: 2, objects: [1, 2]}"
@@ -64,3 +66,38 @@ def test_a_run_saves_and_reports_its_own_baselines(tmp_path, capsys):
     saved = json.loads((tmp_path / "checkpoints" / "baselines.json").read_text())
     assert saved["val"]["grounding"]["chance"] == 0.25 and saved["extrapolate"]["grounding"]["chance"] == 0.25
     assert "0.25" in capsys.readouterr().out  # the final table's chance column
+
+
+CURRICULUM = "data.curriculum=[{steps: 2, task: {objects: [1, 1]}}, {steps: 1, task: {objects: [2, 2]}, mix: {count: 1}}]"
+
+
+def test_curriculum_stages_follow_the_optimizer_step_and_resume_inside_a_stage(tmp_path):
+    cfg = compose_config(CURRICULUM, "data.mix={grounding: 1}", "data.task={objects: [3, 3]}", "optim.accumulate=2")
+    data = build_run(cfg, tmp_path).datamodule
+    stream_at = data.curriculum.stream_at
+    assert [stream_at(step).config.objects for step in range(5)] == [(1, 1), (1, 1), (2, 2), (3, 3), (3, 3)]
+    assert list(stream_at(2).probabilities) == ["count"] and stream_at(3) is data.stream
+    batches = TrainBatches(data.curriculum, data.processor, data.train_collator, 2, accumulate=2)
+    uninterrupted = list(itertools.islice(iter(batches), 8))  # micro-batches of optimizer steps 0, 0, 1, 1, 2, ...
+    for index, batch in enumerate(uninterrupted):
+        stream = stream_at(index // 2)
+        samples = [stream.sample(position) for position in (2 * index, 2 * index + 1)]
+        assert {len(s["meta"]["scene"]["objects"]) for s in samples} == {stream.config.objects[0]}
+        expected = data.train_collator([data.processor(sample) for sample in samples])
+        assert torch.equal(batch["pixel_values"], expected["pixel_values"]) and batch["tasks"] == expected["tasks"]
+    assert all(task == "count" for b in uninterrupted[4:6] for task in b["tasks"])
+    resumed = TrainBatches(data.curriculum, data.processor, data.train_collator, 2, start_batch=3, accumulate=2)
+    for expected, got in zip(uninterrupted[3:], itertools.islice(iter(resumed), 5)):
+        assert torch.equal(expected["input_ids"], got["input_ids"])
+        assert torch.equal(expected["pixel_values"], got["pixel_values"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.curriculum=[{task: {objects: [1, 1]}}]", r"data.curriculum\[0\].*a stage is \{steps: N > 0"),
+    ("data.curriculum=[{steps: 5, task: {object: [1, 1]}}]", r"data.curriculum\[0\].task has unknown field"),
+    ("data.curriculum=[{steps: 5, tasks: {objects: [1, 1]}}]", r"data.curriculum\[0\]"),
+    ("data.curriculum=[{steps: 5, mix: {grounding: 0}}]", "every weight must be > 0"),
+])
+def test_bad_curriculum_fails_before_training(override, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        build_run(compose_config(override), tmp_path)

@@ -4,7 +4,8 @@ Training batches are a pure function of their global index: batch ``b`` of rank 
 holds the synthetic stream positions ``(b * R + r) * batch_size + i``. DataLoader worker ``w`` (of
 ``W``) makes batches ``b = w, w + W, ...`` and the DataLoader hands them out round-robin, so the
 order is fixed whatever the worker count, no sample repeats across ranks, and a resumed run
-starts exactly at batch ``global_step * accumulate`` without storing any data state. Processing,
+starts exactly at batch ``global_step * accumulate`` without storing any data state (a
+curriculum, :mod:`minivlm.data.curriculum`, picks the stream from the step). Processing,
 position ids and masks are all made inside the workers (the collator), never in ``forward``.
 
 A real dataset (:class:`minivlm.data.adapters.RealDataset`, selected by ``data.real``) is sharded
@@ -34,10 +35,11 @@ import torch.utils.data
 from minivlm.data.adapters import RealDataset
 from minivlm.data.baselines import estimate_baselines
 from minivlm.data.collate import Collator
+from minivlm.data.curriculum import Curriculum, build_curriculum
 from minivlm.data.storage import SYNTHETIC_DIR, load_baselines, synthetic_set
 from minivlm.data.streaming import SyntheticStream
 from minivlm.data.tasks import TaskConfig, generate, split_config
-from minivlm.data.tasks.config import EXTRAPOLATED_FIELDS
+from minivlm.data.tasks.config import EXTRAPOLATED_FIELDS, parse_overrides
 from minivlm.processing import Processor
 from minivlm.rope import RopeSchedule
 
@@ -52,18 +54,19 @@ class TrainBatches(torch.utils.data.IterableDataset):
     """Collated training batches, batch ``b`` a pure function of ``b`` (see the module docstring).
 
     Args:
-        stream: where samples come from (``stream.sample(position)``).
+        curriculum: which stream feeds each optimizer step (``stream.sample(position)``).
         processor: sample -> encoded sample.
         collator: encoded samples -> batch.
         batch_size: samples per batch and rank.
         start_batch: the first batch index (``global_step * accumulate`` when resuming).
+        accumulate: micro-batches per optimizer step (batch ``b`` belongs to step ``b // accumulate``).
     """
 
-    def __init__(self, stream: SyntheticStream, processor: Processor, collator: Collator,
-                 batch_size: int, start_batch: int = 0) -> None:
+    def __init__(self, curriculum: Curriculum, processor: Processor, collator: Collator,
+                 batch_size: int, start_batch: int = 0, accumulate: int = 1) -> None:
         super().__init__()
-        self.stream, self.processor, self.collator = stream, processor, collator
-        self.batch_size, self.start_batch = batch_size, start_batch
+        self.curriculum, self.processor, self.collator = curriculum, processor, collator
+        self.batch_size, self.start_batch, self.accumulate = batch_size, start_batch, accumulate
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         rank, world = _rank_and_world()
@@ -71,7 +74,8 @@ class TrainBatches(torch.utils.data.IterableDataset):
         worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
         for batch in itertools.count(self.start_batch + worker_id, num_workers):
             first = (batch * world + rank) * self.batch_size
-            samples = [self.processor(self.stream.sample(p)) for p in range(first, first + self.batch_size)]
+            stream = self.curriculum.stream_at(batch // self.accumulate)
+            samples = [self.processor(stream.sample(p)) for p in range(first, first + self.batch_size)]
             yield self.collator(samples)
 
 
@@ -134,21 +138,6 @@ class GeneratedSet(torch.utils.data.Dataset):
         return self.transform(generate(task, position, self.split, 0, self.config))
 
 
-def task_overrides(task: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``data.task`` as TaskConfig keyword arguments (YAML lists become the (min, max) tuples).
-
-    Raises:
-        ValueError: a key that is not a TaskConfig field, or values TaskConfig rejects.
-    """
-    overrides = {key: tuple(value) if isinstance(value, (list, tuple)) else value for key, value in (task or {}).items()}
-    unknown = sorted(set(overrides) - set(TaskConfig.__dataclass_fields__))
-    if unknown:
-        raise ValueError(f"data.task has unknown field(s) {unknown}; TaskConfig fields are "
-                         f"{sorted(TaskConfig.__dataclass_fields__)} (minivlm/data/tasks/config.py).")
-    split_config("train", **overrides)  # TaskConfig checks the values now, not in a DataLoader worker
-    return overrides
-
-
 def first_per_task(tasks: Sequence[str], per_task: int) -> list[int]:
     """Indices of the first ``per_task`` rows of every task, in table order."""
     taken: dict[str, int] = {}
@@ -185,6 +174,8 @@ class VLMDataModule(L.LightningDataModule):
             :class:`~minivlm.data.adapters.RealDataset`); None trains on the synthetic mix.
         task: TaskConfig overrides for every split (``extrapolate`` keeps its own larger images and
             longer videos); None or empty: the defaults, evaluated on the shipped sets.
+        curriculum: stages trained before the run's own distribution, ``[{steps, task, mix}, ...]``
+            (:mod:`minivlm.data.curriculum`); None or empty: none.
 
     Raises:
         ValueError: when ``real`` yields no usable sample (checked here, before training starts).
@@ -194,11 +185,13 @@ class VLMDataModule(L.LightningDataModule):
                  batch_size: int = 16, layout: str = "pad", max_tokens: int = 1024, num_workers: int = 2,
                  val_tasks: Sequence[str] | None = None, val_per_task: int = 32, eval_batch_size: int = 32,
                  synthetic_dir: str | Path = SYNTHETIC_DIR, accumulate: int = 1,
-                 real: Mapping[str, Any] | None = None, task: Mapping[str, Any] | None = None) -> None:
+                 real: Mapping[str, Any] | None = None, task: Mapping[str, Any] | None = None,
+                 curriculum: Sequence[Mapping[str, Any]] | None = None) -> None:
         super().__init__()
         self.processor, self.schedule = processor, schedule
-        self.task = task_overrides(task)
+        self.task = parse_overrides(task, "data.task")
         self.stream = SyntheticStream(mix=mix, split="train", seed=seed, config=self.task_config("train"))
+        self.curriculum = build_curriculum(curriculum, self.stream, self.task)
         self.batch_size, self.num_workers, self.accumulate = batch_size, num_workers, accumulate
         self.val_tasks = list(val_tasks) if val_tasks is not None else list(self.stream.probabilities)
         self.val_per_task, self.eval_batch_size = val_per_task, eval_batch_size
@@ -255,7 +248,8 @@ class VLMDataModule(L.LightningDataModule):
         if self.real is not None:
             batches = RealBatches(self.real_dataset(), self.processor, self.train_collator, self.batch_size, start)
         else:
-            batches = TrainBatches(self.stream, self.processor, self.train_collator, self.batch_size, start)
+            batches = TrainBatches(self.curriculum, self.processor, self.train_collator, self.batch_size, start,
+                                   self.accumulate)
         return self._loader(batches, batch_size=None)
 
     def eval_dataloader(self, split: str = "val", per_task: int | None = None) -> torch.utils.data.DataLoader:

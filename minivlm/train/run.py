@@ -70,6 +70,7 @@ def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
         accumulate=cfg.optim.accumulate,
         real=OmegaConf.to_container(data.real, resolve=True) if data.get("real") is not None else None,
         task=OmegaConf.to_container(data.task, resolve=True) if data.get("task") else None,
+        curriculum=OmegaConf.to_container(data.curriculum, resolve=True) if data.get("curriculum") else None,
     )
     module = VLMTrainingModule(
         model_config=model_fields, optim=OmegaConf.to_container(cfg.optim, resolve=True),

@@ -10,7 +10,9 @@ split changes how many vision tokens the model sees, never which answers exist.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 SPLITS = ("train", "val", "extrapolate")
 SIZE_STEP = 16  # image sides are drawn in multiples of this (the patch 8 x merge 2 token side)
@@ -84,3 +86,26 @@ def split_config(split: str, **overrides: object) -> TaskConfig:
     if split not in _SPLIT_DEFAULTS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     return replace(_SPLIT_DEFAULTS[split], **overrides)
+
+
+def parse_overrides(overrides: Mapping[str, Any] | None, where: str,
+                    under: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """TaskConfig overrides as written in a YAML config (lists for ranges) as ``replace`` keywords,
+    on top of earlier ones.
+
+    Args:
+        overrides: ``{field: value}``; None is no override.
+        where: the config key they came from, named in errors (e.g. ``data.task``).
+        under: parsed overrides these apply on top of (the result holds both).
+    Raises:
+        ValueError: an unknown field, or values TaskConfig rejects (checked now, not in a worker).
+    """
+    parsed = {key: tuple(value) if isinstance(value, (list, tuple)) else value for key, value in (overrides or {}).items()}
+    known = [field.name for field in fields(TaskConfig)]
+    unknown = sorted(set(parsed) - set(known))
+    if unknown:
+        raise ValueError(f"{where} has unknown field(s) {unknown}; TaskConfig fields are {known} "
+                         "(minivlm/data/tasks/config.py).")
+    merged = {**(under or {}), **parsed}
+    split_config("train", **merged)
+    return merged
