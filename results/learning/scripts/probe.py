@@ -33,6 +33,7 @@ parser.add_argument("--rope", default="mrope")
 parser.add_argument("--theta", type=float, default=10000.0)
 parser.add_argument("--model", default="{}", help="ModelConfig overrides as JSON")
 parser.add_argument("--task", default="{}", help="TaskConfig overrides of the training stream as JSON")
+parser.add_argument("--stages", default="[]", help="curriculum: [[steps, TaskConfig overrides], ...] before --task")
 parser.add_argument("--eval-every", type=int, default=50)
 parser.add_argument("--val-per-task", type=int, default=64)
 parser.add_argument("--seed", type=int, default=0)
@@ -49,9 +50,26 @@ processor = Processor(tokenizer, patch_size=config.patch_size, temporal_patch=co
                       video_layout="timestamps", max_seq_len=config.max_seq_len)
 collate = Collator(config.rope_schedule(), tokenizer.pad_id, config.max_seq_len, mode="pad")
 mix = json.loads(args.mix)
-overrides = {key: tuple(value) if isinstance(value, list) else value for key, value in json.loads(args.task).items()}
-stream = SyntheticStream(mix=mix, split="train", seed=args.seed,
-                         config=split_config("train", **overrides) if overrides else None)
+
+
+def task_config(split: str, fields: dict) -> object:
+    overrides = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()}
+    return split_config(split, **overrides) if overrides else None
+
+
+overrides = json.loads(args.task)
+stream = SyntheticStream(mix=mix, split="train", seed=args.seed, config=task_config("train", overrides))
+stages = [(steps, SyntheticStream(mix=mix, split="train", seed=args.seed, config=task_config("train", fields)))
+          for steps, fields in json.loads(args.stages)]
+
+
+def stream_at(step: int) -> SyntheticStream:
+    """The curriculum stage's stream at `step` (1-based), then the --task stream."""
+    for steps, stage in stages:
+        if step <= steps:
+            return stage
+        step -= steps
+    return stream
 
 val = synthetic_set("val", tasks=list(mix))
 kept: dict[str, int] = {}
@@ -90,7 +108,8 @@ optimizer, schedule = build_optimizer(model, lr=args.lr, weight_decay=0.05, beta
 start, losses = time.time(), []
 for step in range(1, args.steps + 1):
     first = (step - 1) * args.batch
-    loss = model(collate([processor(stream.sample(p)) for p in range(first, first + args.batch)])).loss
+    source = stream_at(step)
+    loss = model(collate([processor(source.sample(p)) for p in range(first, first + args.batch)])).loss
     optimizer.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
