@@ -26,7 +26,7 @@ from conftest import REPO
 TINY = ["model.lm_dim=64", "model.lm_heads=1", "model.lm_kv_heads=1", "model.vit_dim=64", "model.vit_heads=1",
         "model.lm_layers=2", "steps=2", "data.batch_size=2", "data.num_workers=0", "data.val_per_task=1",
         "data.final_eval_per_task=1", "logging.tensorboard=false", "trainer.enable_progress_bar=false",
-        "name=tiny-test"]
+        "name=tiny-test", "data.mix=default", "data.task=null", "data.curriculum=[]"]  # every task, shipped sets
 FAST = Settings(per_task=1, num_workers=0)
 
 

@@ -55,7 +55,7 @@ def test_trainer_presets():
     gpu, ddp, cpu = (compose_config(f"trainer={name}").trainer for name in ("gpu", "ddp", "cpu"))
     assert (gpu.accelerator, gpu.precision, gpu.strategy) == ("gpu", "bf16-mixed", "auto")
     assert (ddp.precision, ddp.strategy, ddp.devices) == ("bf16-mixed", "ddp", "auto")
-    assert (cpu.accelerator, cpu.precision, cpu.max_steps) == ("cpu", "32-true", 400)  # trainer.max_steps follows `steps`
+    assert (cpu.accelerator, cpu.precision, cpu.max_steps) == ("cpu", "32-true", 1000)  # trainer.max_steps follows `steps`
 
 
 def test_compile_switch_compiles_the_model_in_place(tmp_path):

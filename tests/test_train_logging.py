@@ -16,14 +16,14 @@ from minivlm.train.run import build_run, train
 
 
 def test_csv_log_has_loss_lr_accuracy_tokens_and_flops(tmp_path, tokenizer):
-    cfg = compose_config("steps=3", "eval_every=3", "trainer.log_every_n_steps=1", "logging.throughput_window=2",
+    cfg = compose_config("data.mix=position", "steps=3", "eval_every=3", "trainer.log_every_n_steps=1", "logging.throughput_window=2",
                          "optim.warmup_steps=1", "optim.lr=3e-3")
     train(cfg, tmp_path)
     assert list(logged(tmp_path, "train/loss")) == [0, 1, 2]
     lrs = logged(tmp_path, "lr")
     assert lrs == pytest.approx({step: 3e-3 * warmup_cosine(step, 1, 3, 0.1) for step in range(3)})
     assert list(logged(tmp_path, "val/acc")) == [2]
-    assert all(list(logged(tmp_path, f"val/acc/{task}")) == [2] for task in MIXES["default"])
+    assert all(list(logged(tmp_path, f"val/acc/{task}")) == [2] for task in MIXES["position"])
 
     # ThroughputMonitor rows, one per batch: cumulative samples and real (non-pad) tokens, and
     # per-second rates once its 2-batch window is full.

@@ -22,16 +22,16 @@ ROPE_CONFIGS = sorted(path.stem for path in (CONFIGS / "rope").glob("*.yaml"))
 
 @pytest.mark.parametrize("rope", ROPE_CONFIGS)
 def test_one_step_for_every_rope_config(rope, tmp_path):
-    result = train(compose_config(f"rope={rope}", "steps=1", "eval_every=1", "trainer.log_every_n_steps=1"),
-                   tmp_path)
+    cfg = compose_config(f"rope={rope}", "steps=1", "eval_every=1", "trainer.log_every_n_steps=1")
+    result = train(cfg, tmp_path)
     losses = logged(tmp_path, "train/loss")
     assert list(losses) == [0] and finite(losses.values()) and 0 < losses[0] < 20
-    assert set(result["accuracy"]) == set(MIXES["default"]) and result["steps"] == 1
+    assert set(result["accuracy"]) == set(MIXES[cfg.data.mix]) and result["steps"] == 1
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 1
 
 
 def test_run_folder_is_complete_and_the_export_reproduces_the_checkpoint(tmp_path, tokenizer):
-    cfg = compose_config("rope=circle_alternate", "steps=3", "eval_every=2")
+    cfg = compose_config("rope=circle_alternate", "data.mix=default", "steps=3", "eval_every=2")
     result = train(cfg, tmp_path)
 
     final = json.loads((tmp_path / "final_eval.json").read_text())

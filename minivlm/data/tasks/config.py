@@ -94,13 +94,15 @@ def parse_overrides(overrides: Mapping[str, Any] | None, where: str,
     on top of earlier ones.
 
     Args:
-        overrides: ``{field: value}``; None is no override.
+        overrides: ``{field: value}``; None (all of them, or a field's value) is no override, so a
+            config can list every field and set only some.
         where: the config key they came from, named in errors (e.g. ``data.task``).
         under: parsed overrides these apply on top of (the result holds both).
     Raises:
         ValueError: an unknown field, or values TaskConfig rejects (checked now, not in a worker).
     """
-    parsed = {key: tuple(value) if isinstance(value, (list, tuple)) else value for key, value in (overrides or {}).items()}
+    parsed = {key: tuple(value) if isinstance(value, (list, tuple)) else value for key, value in (overrides or {}).items()
+              if value is not None}
     known = [field.name for field in fields(TaskConfig)]
     unknown = sorted(set(parsed) - set(known))
     if unknown:
