@@ -25,6 +25,8 @@ def test_ddp_matches_one_process_with_the_same_global_batch(tmp_path):
     assert list(logged(tmp_path / "ddp", "val/acc")) == [1]  # validated across ranks, counts summed
     weights = [torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
                for run in ("ddp", "single")]
+    # AdamW divides each gradient by its own running scale, so a summation-order difference of 1e-9 in a
+    # near-zero gradient can move a weight by a few 1e-6; 1e-5 is still 1 % of one step at lr 1e-3.
     for name, value in weights[1].items():
-        torch.testing.assert_close(weights[0][name], value, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(weights[0][name], value, rtol=1e-4, atol=1e-5)
     assert (tmp_path / "ddp" / "final_eval.json").is_file() and (tmp_path / "ddp" / "export").is_dir()
