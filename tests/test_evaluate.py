@@ -96,6 +96,10 @@ def test_run_folder_scores_match_training_final_eval(trained_run):
     assert (result["step"], result["finished"], result["config"]["rope"]) == (2, True, "mrope_interleaved")
     assert json.loads((trained_run / "evaluation.json").read_text()) == result
     assert len((trained_run / "evaluation.csv").read_text().splitlines()) == 1 + 2 * len(TASKS)
+    answers = [json.loads(line) for line in (trained_run / "predictions.jsonl").read_text().splitlines()]
+    assert sorted((a["split"], a["task"]) for a in answers) == sorted(
+        (split, task) for split in ("val", "extrapolate") for task in TASKS)  # one sample per task and split
+    assert all(result["scores"][a["split"]][a["task"]]["exact"] == a["exact"] for a in answers)
 
 
 def test_checkpoint_and_standalone_export_load_the_same_weights(trained_run, tmp_path):
@@ -119,11 +123,11 @@ def test_sweep_resumes_and_skips_runs_without_checkpoints(trained_run, tmp_path,
     shutil.copy(trained_run / "checkpoints" / "config.yaml", sweep / "partial" / "checkpoints")
     calls = []
 
-    def fake_scores(run, split, per_task, device):
+    def fake_answers(run, split, per_task, device):
         calls.append(split)
-        return {"count": {"n": per_task, "exact": 0.5, "near": 1.0, "valid": 1.0}}
+        return [evaluate.Answer(split, "count", f"count-{i}", "2", "2", True, True, True) for i in range(per_task)]
 
-    monkeypatch.setattr(evaluate, "score_split", fake_scores)
+    monkeypatch.setattr(evaluate, "answer_split", fake_answers)
     settings = Settings(splits=("val",), per_task=3, num_workers=0)
     (first,) = evaluate_path(sweep, settings)
     assert calls == ["val"] and first["scores"]["val"]["count"]["n"] == 3

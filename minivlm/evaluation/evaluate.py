@@ -10,7 +10,8 @@ Answers are decoded greedily on exactly the path of training's final evaluation
 ``VLMDataModule.eval_dataloader`` (the first ``per_task`` samples of every task), and
 ``scoring.answer_batch``. Each answer is then judged against its sample's metadata
 (:mod:`minivlm.evaluation.tolerance`). A run's result is written into its folder
-(``evaluation.json`` + ``evaluation.csv``) as soon as it is scored, and a run already scored from
+(``evaluation.json`` + ``evaluation.csv``, and every answer with its judgement in
+``predictions.jsonl`` for error analysis) as soon as it is scored, and a run already scored from
 the same weights file with the same settings is skipped, so an interrupted evaluation of a sweep
 resumes where it stopped.
 """
@@ -24,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow.parquet as pq
 import torch
@@ -35,6 +36,7 @@ from safetensors.torch import load_model
 
 from minivlm.data.storage import SYNTHETIC_DIR
 from minivlm.evaluation.runs import (
+    PREDICTIONS_JSONL,
     RESULT_CSV,
     RESULT_JSON,
     WEIGHT_CHOICES,
@@ -111,25 +113,52 @@ def split_metadata(path: Path) -> dict[str, dict[str, Any]]:
     return {sample_id: json.loads(meta) for sample_id, meta in zip(table["id"].to_pylist(), table["meta"].to_pylist())}
 
 
-def summarise(judgements: Sequence[Judgement]) -> dict[str, float]:
+def summarise(judgements: Sequence[Judgement | Answer]) -> dict[str, float]:
     """Sample count and the fraction of each metric over the judgements of one task."""
     return {"n": len(judgements), **{m: sum(getattr(j, m) for j in judgements) / len(judgements) for m in METRICS}}
 
 
+class Answer(NamedTuple):
+    """One generated answer and its judgement: a line of a run's ``predictions.jsonl``."""
+
+    split: str
+    task: str
+    id: str  # sample id in the shipped split (its metadata says what the scene held)
+    prediction: str
+    answer: str
+    exact: bool
+    near: bool
+    valid: bool
+
+
 @torch.no_grad()
-def score_split(run: Run, split: str, per_task: int, device: str) -> dict[str, dict[str, float]]:
-    """``{task: {"n", "exact", "near", "valid"}}`` of the run's model on one shipped split."""
+def answer_split(run: Run, split: str, per_task: int, device: str) -> list[Answer]:
+    """Every judged answer of the run's model on the first ``per_task`` samples per task of a shipped split."""
     metadata = split_metadata(run.datamodule.synthetic_dir / f"{split}.parquet")
     model = run.module.model.to(device).eval()
-    judged: dict[str, list[Judgement]] = defaultdict(list)
+    answers = []
     for batch in run.datamodule.eval_dataloader(split, per_task):
         batch = move_data_to_device(batch, torch.device(device))
         predictions = answer_batch(model, batch, run.tokenizer, run.cfg.data.max_new_tokens)
         for sample_id, task, prediction, answer in zip(
             batch["sample_ids"], batch["tasks"], predictions, batch["answers"], strict=True
         ):
-            judged[task].append(judge(prediction, answer, metadata[sample_id]))
+            answers.append(Answer(split, task, sample_id, prediction, answer,
+                                  *judge(prediction, answer, metadata[sample_id])))
+    return answers
+
+
+def summarise_split(answers: Sequence[Answer]) -> dict[str, dict[str, float]]:
+    """``{task: {"n", "exact", "near", "valid"}}`` over the judged answers of one split."""
+    judged: dict[str, list[Answer]] = defaultdict(list)
+    for answer in answers:
+        judged[answer.task].append(answer)
     return {task: summarise(judged[task]) for task in sorted(judged)}
+
+
+def score_split(run: Run, split: str, per_task: int, device: str) -> dict[str, dict[str, float]]:
+    """``{task: {"n", "exact", "near", "valid"}}`` of the run's model on one shipped split."""
+    return summarise_split(answer_split(run, split, per_task, device))
 
 
 def fingerprint(target: Target, per_task: int) -> dict[str, Any]:
@@ -157,7 +186,8 @@ def evaluate_target(target: Target, settings: Settings, force: bool = False) -> 
         return result
     run = build_run(cfg, target.run_dir)
     step = load_weights(run, target)
-    scores = {split: score_split(run, split, per_task, settings.device) for split in settings.splits}
+    answers = {split: answer_split(run, split, per_task, settings.device) for split in settings.splits}
+    scores = {split: summarise_split(split_answers) for split, split_answers in answers.items()}
     result = {
         "run": target.run_dir.name,
         "run_dir": str(target.run_dir),
@@ -171,6 +201,8 @@ def evaluate_target(target: Target, settings: Settings, force: bool = False) -> 
                  for split, tasks in scores.items()},
     }
     write_csv([result], target.run_dir / RESULT_CSV)
+    with (target.run_dir / PREDICTIONS_JSONL).open("w") as handle:  # for error analysis (README, results/)
+        handle.writelines(json.dumps(a._asdict()) + "\n" for split_answers in answers.values() for a in split_answers)
     # The JSON marks the run as scored, so it is written last and whole (a rename is atomic): an
     # evaluation interrupted here leaves either no result or a complete one.
     partial = target.run_dir / f"{RESULT_JSON}.partial"

@@ -24,6 +24,7 @@ RUN_CONFIG = Path("checkpoints") / "config.yaml"  # the resolved config saved by
 RUN_BASELINES = Path("checkpoints") / "baselines.json"  # chance/blind of the run's own task distribution
 FINAL_EVAL = "final_eval.json"  # written by training when it finished
 RESULT_JSON, RESULT_CSV = "evaluation.json", "evaluation.csv"  # written by `python evaluate.py`
+PREDICTIONS_JSONL = "predictions.jsonl"  # every judged answer of that evaluation, one JSON object per line
 WEIGHT_CHOICES = ("last", "best", "export")
 
 
