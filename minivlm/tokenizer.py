@@ -123,7 +123,7 @@ class BPETokenizer:
 
 
 def corpus_from_samples(samples: Iterable[Mapping[str, Any]]) -> Iterator[str]:
-    """Training texts of a tokenizer from samples of the contract's schema.
+    """Training texts of a tokenizer from samples (:class:`minivlm.schema.Sample`).
 
     Yields each message as ``"role\\ntext"``, the way the chat template writes it, so that role
     headers and answers get learned merges; special tokens need not be in the corpus.

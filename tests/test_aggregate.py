@@ -6,19 +6,22 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
+from minivlm.data.storage import load_baselines
 from minivlm.evaluation.aggregate import RunRecord, group_stats, main, read_run, write_report
-from minivlm.evaluation.runs import find_run_dirs
+from minivlm.run_folder import find_runs
 
 MROPE = {"schedule": "all", "variant": "mrope", "partner": "mrope", "theta": 10000, "options": {}}
 ALTERNATE = {"schedule": "alternate", "variant": "circle", "partner": "mrope", "theta": 10000, "options": {}}
 
 
 def fabricate(root, name, rope, vit_rope, seed, evaluation=None, final=None, evaluated_step=10):
-    """A run folder as training and evaluate.py leave it: config, and optionally their result files."""
+    """A run folder as training and evaluate.py leave it: config, baselines (the shipped ones), and
+    optionally their result files."""
     run = root / name
     (run / "checkpoints").mkdir(parents=True)
     config = {"seed": seed, "steps": 10, "rope": rope, "model": {"size": "tiny", "vit_rope": vit_rope}}
     OmegaConf.save(config, run / "checkpoints" / "config.yaml")
+    (run / "checkpoints" / "baselines.json").write_text(json.dumps(load_baselines()["splits"]))
     if evaluation is not None:  # {split: {task: exact}}; near = exact + 0.1
         scores = {split: {task: {"n": 4, "exact": v, "near": v + 0.1, "valid": 1.0} for task, v in tasks.items()}
                   for split, tasks in evaluation.items()}
@@ -43,7 +46,7 @@ def sweep(tmp_path):
 
 
 def test_means_and_sample_stds_over_seeds(sweep):
-    records = [read_run(run, ("rope", "model.vit_rope")) for run in find_run_dirs(sweep)]
+    records = [read_run(run, ("rope", "model.vit_rope")) for run in find_runs(sweep)]
     assert [(r.group, r.seed, r.included) for r in records] == [
         (("circle_alternate", "False"), 0, True), (("circle_alternate", "False"), 1, False),
         (("circle_alternate", "False"), 2, False),

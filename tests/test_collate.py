@@ -8,7 +8,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from minivlm.data.collate import Collator
-from minivlm.processing import IGNORE_INDEX, Processor
+from minivlm.processing import Processor
+from minivlm.schema import IGNORE_INDEX
 from minivlm.rope import make_schedule
 from minivlm.tokenizer import IMAGE_PAD, VIDEO_PAD, BPETokenizer
 

@@ -1,9 +1,11 @@
 """Learning curves from training logs: steps, times, half-gap detection, resumed runs, files."""
 
 import csv
+import json
 
 import pytest
 
+from minivlm.data.storage import load_baselines
 from minivlm.evaluation.curves import Point, first_halfway, read_metrics, task_curves, write_curves
 
 
@@ -32,6 +34,8 @@ def run(tmp_path):
         {"step": 39, "val/acc/grounding": 0.5, "val/acc/count": 0.75},
     ])
     write_log(run, 2, [{"step": 39, "val/acc/grounding": 0.53125, "val/acc/count": 0.75}])
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "baselines.json").write_text(json.dumps(load_baselines()["splits"]))  # as training saves it
     return run
 
 

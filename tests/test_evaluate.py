@@ -16,8 +16,8 @@ from hydra import compose, initialize_config_dir
 
 import minivlm.evaluation.evaluate as evaluate
 from minivlm.data.tasks import TASKS
-from minivlm.evaluation.evaluate import Settings, evaluate_path, load_config, load_weights, score_split
-from minivlm.evaluation.runs import resolve_target
+from minivlm.evaluation.evaluate import Settings, answer_split, evaluate_path, load_config, load_model, summarise_split
+from minivlm.evaluation.targets import resolve_target
 from minivlm.evaluation.tolerance import parse_cell
 from minivlm.train.run import build_run, train
 
@@ -41,6 +41,7 @@ class Oracle(torch.nn.Module):
     def __init__(self, tokenizer, transform: Callable[[str], str]) -> None:
         super().__init__()
         self.tokenizer, self.transform = tokenizer, transform
+        self.device_anchor = torch.nn.Parameter(torch.zeros(()))  # tells the scoring loop the device
 
     def generate(self, batch, max_new_tokens, eos_token_id):
         rows = [self.tokenizer.encode(self.transform(answer)) + [eos_token_id] for answer in batch["answers"]]
@@ -65,15 +66,13 @@ def oracle_run(tmp_path_factory):
 
 
 def test_true_answers_score_one_on_every_task(oracle_run):
-    oracle_run.module.model = Oracle(oracle_run.tokenizer, lambda answer: answer)
-    scores = score_split(oracle_run, "val", 2, "cpu")
+    scores = summarise_split(answer_split(oracle_run, Oracle(oracle_run.tokenizer, lambda answer: answer), "val", 2))
     assert set(scores) == set(TASKS)
     assert all(values == {"n": 2, "exact": 1.0, "near": 1.0, "valid": 1.0} for values in scores.values())
 
 
 def test_near_misses_score_near_but_not_exact(oracle_run):
-    oracle_run.module.model = Oracle(oracle_run.tokenizer, near_miss)
-    scores = score_split(oracle_run, "val", 2, "cpu")
+    scores = summarise_split(answer_split(oracle_run, Oracle(oracle_run.tokenizer, near_miss), "val", 2))
     assert all(values["exact"] == 0.0 for values in scores.values())
     assert scores["grounding"]["near"] == 1.0 and scores["count"]["near"] == 1.0  # one cell, one object off
     assert scores["relation"]["near"] == 0.0 and scores["order"]["near"] == 0.0  # labels: no partial credit
@@ -106,10 +105,10 @@ def test_checkpoint_and_standalone_export_load_the_same_weights(trained_run, tmp
     standalone = shutil.copytree(trained_run / "export", tmp_path / "export")  # no run config beside it
     runs, steps = [], []
     for target in (resolve_target(trained_run / "checkpoints" / "last.ckpt"), resolve_target(standalone)):
-        run = build_run(load_config(target, FAST), target.run_dir)
-        fresh = {k: v.clone() for k, v in run.module.model.state_dict().items()}
-        steps.append(load_weights(run, target))
-        runs.append(run.module.model.state_dict())
+        fresh = build_run(load_config(target, FAST), target.folder.root).module.model.state_dict()
+        model, step = load_model(target)
+        steps.append(step)
+        runs.append(model.state_dict())
     assert steps == [2, None]  # a checkpoint knows its step; an export outside its run folder does not
     assert runs[0].keys() == runs[1].keys() == fresh.keys()
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
@@ -123,9 +122,9 @@ def test_sweep_resumes_and_skips_runs_without_checkpoints(trained_run, tmp_path,
     shutil.copy(trained_run / "checkpoints" / "config.yaml", sweep / "partial" / "checkpoints")
     calls = []
 
-    def fake_answers(run, split, per_task, device):
+    def fake_answers(run, model, split, per_task):
         calls.append(split)
-        return [evaluate.Answer(split, "count", f"count-{i}", "2", "2", True, True, True) for i in range(per_task)]
+        return [evaluate.JudgedAnswer(split, "count", f"count-{i}", "2", "2", True, True, True) for i in range(per_task)]
 
     monkeypatch.setattr(evaluate, "answer_split", fake_answers)
     settings = Settings(splits=("val",), per_task=3, num_workers=0)

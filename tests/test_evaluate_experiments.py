@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from minivlm.evaluation.runs import rope_label
+from minivlm.model import RopeConfig
 
 from conftest import REPO
 
@@ -32,7 +32,7 @@ def test_sweep_names_every_job_uniquely(experiment):
         assert swept == {"rope": EXPERIMENTS[experiment], "model.vit_rope": [True, False], "seed": [0, 1, 2]}
         for rope in swept["rope"]:  # composing checks every swept rope config exists
             cfg = compose("train", overrides=[f"experiment={experiment}", f"rope={rope}"], return_hydra_config=True)
-            assert rope_label(cfg.rope) == rope
+            assert RopeConfig(**cfg.rope).label == rope
             for vit_rope, seed in itertools.product(swept["model.vit_rope"], swept["seed"]):
                 cfg.model.vit_rope, cfg.seed = vit_rope, seed
                 HydraConfig.instance().set_config(cfg)  # resolves the ${hydra:...} parts of the run name

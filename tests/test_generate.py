@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from minivlm.data.collate import Collator
-from minivlm.model import VLM, ModelConfig, extend_batch
+from minivlm.model import VLM, ModelConfig, decode_position_ids
 from minivlm.rope import PRESETS, TextSegment, sequence_length
 
 NEW_TOKENS = 6
@@ -27,6 +27,21 @@ def decoding_model(tokenizer, rope: dict, **overrides) -> VLM:
 
 def prompts(model: VLM, samples: list[dict], pad_id: int) -> dict:
     return Collator(model.lm.schedule, pad_id, max_tokens=1024, padding_side="left")(samples)
+
+
+def extend_batch(batch: dict, tokens: torch.Tensor) -> dict:
+    """The prompt batch followed by ``tokens (B, n)`` as text: the positions and visibility that
+    cached decoding gives generated tokens, for one full forward."""
+    positions = decode_position_ids(batch["next_position"], 0, tokens.shape[1])
+    extended = dict(batch, labels=None)
+    extended["input_ids"] = torch.cat([batch["input_ids"], tokens], dim=1)
+    extended["position_ids"] = {key: torch.cat([ids, positions[key]], dim=2) for key, ids in batch["position_ids"].items()}
+    if batch.get("attention_mask") is not None:
+        valid = torch.cat([batch["attention_mask"][:, -1, :], tokens.new_ones(tokens.shape, dtype=torch.bool)], dim=1)
+        width = valid.shape[1]
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        extended["attention_mask"] = (causal & valid[:, None, :]) | torch.eye(width, dtype=torch.bool)
+    return extended
 
 
 def assert_cached_equals_full(model: VLM, batch: dict) -> torch.Tensor:

@@ -4,7 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from minivlm.processing import IGNORE_INDEX, Processor
+from minivlm.processing import Processor
+from minivlm.schema import IGNORE_INDEX
 from minivlm.rope import PRESETS, TextSegment, VisionSegment, get_variant
 from minivlm.tokenizer import BPETokenizer
 

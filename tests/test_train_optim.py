@@ -5,7 +5,7 @@ import math
 import pytest
 from torch import nn
 
-from minivlm.evaluation.scoring import TaskScores, format_report, normalise
+from minivlm.scoring import TaskScores, format_report, normalise
 from minivlm.train.optim import build_optimizer, parameter_groups, warmup_cosine
 
 

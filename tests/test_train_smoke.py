@@ -14,7 +14,7 @@ from minivlm.data.tasks import MIXES
 from minivlm.model import SIZES, ModelConfig
 from minivlm.model.config import size_fields
 from minivlm.tokenizer import BPETokenizer
-from minivlm.train.export import load_exported, model_from_checkpoint
+from minivlm.train.export import load_exported, read_checkpoint
 from minivlm.train.run import build_run, train
 
 ROPE_CONFIGS = sorted(path.stem for path in (CONFIGS / "rope").glob("*.yaml"))
@@ -48,7 +48,7 @@ def test_run_folder_is_complete_and_the_export_reproduces_the_checkpoint(tmp_pat
     assert torch.load(folder / "last.ckpt", weights_only=False)["global_step"] == 3
     assert (folder / "best-2.ckpt").is_file()  # the one validation mid-run picked it
 
-    trained = model_from_checkpoint(folder / "last.ckpt")
+    trained, _ = read_checkpoint(folder / "last.ckpt")
     exported, exported_tokenizer = load_exported(tmp_path / "export")
     assert exported.config == trained.config and exported_tokenizer.vocab_size == tokenizer.vocab_size
     L.seed_everything(cfg.seed)

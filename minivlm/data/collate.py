@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import torch
 
-from minivlm.processing.template import IGNORE_INDEX
+from minivlm.schema import IGNORE_INDEX, Batch, EncodedSample
 from minivlm.rope import RopeSchedule, sequence_length
 
 MODES = ("pad", "pack")
@@ -34,7 +34,7 @@ PADDING_SIDES = ("right", "left")
 
 
 class Collator:
-    """Callable for ``DataLoader(collate_fn=...)``: a list of processor outputs -> a batch dict.
+    """Callable for ``DataLoader(collate_fn=...)``: encoded samples -> a :class:`~minivlm.schema.Batch`.
 
     Args:
         schedule: the LM's rope schedule; ids are built for each of its ``design_keys``.
@@ -60,7 +60,7 @@ class Collator:
         self.mode = mode
         self.padding_side = padding_side
 
-    def __call__(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    def __call__(self, samples: Sequence[EncodedSample]) -> Batch:
         if not samples:
             raise ValueError("cannot collate an empty list of samples.")
         for sample in samples:
@@ -76,7 +76,7 @@ class Collator:
         batch["sample_ids"] = [s["id"] for s in order]
         return batch
 
-    def _check(self, sample: dict[str, Any]) -> None:
+    def _check(self, sample: EncodedSample) -> None:
         length = sample["input_ids"].numel()
         described = sequence_length(sample["segments"])
         if described != length:
@@ -106,7 +106,7 @@ class Collator:
             room[row] -= lengths[index]
         return rows
 
-    def _layout(self, samples: Sequence[dict[str, Any]], rows: list[list[int]], width: int) -> dict[str, Any]:
+    def _layout(self, samples: Sequence[EncodedSample], rows: list[list[int]], width: int) -> dict[str, Any]:
         """Token tensors, position ids, masks and next positions of the given row layout."""
         keys = self.schedule.design_keys
         num_rows = len(rows)
@@ -156,7 +156,7 @@ class Collator:
         return visible | torch.eye(width, dtype=torch.bool)
 
 
-def _vision(order: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor | None]:
+def _vision(order: Sequence[EncodedSample]) -> dict[str, torch.Tensor | None]:
     """Vision tensors of the samples in batch order, or None when the batch has no media."""
     with_media = [s for s in order if s["vision_grid"].shape[0] > 0]
     if not with_media:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import statistics
 from collections import defaultdict
@@ -26,15 +25,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure  # pyplot-free figures: no global state, rendered by Agg on save
 from omegaconf import DictConfig, OmegaConf
 
-from minivlm.evaluation.runs import (
-    RESULT_JSON,
-    find_run_dirs,
-    load_final_eval,
-    load_run_baselines,
-    load_run_config,
-    rope_label,
-)
 from minivlm.evaluation.tolerance import METRICS
+from minivlm.model import RopeConfig
+from minivlm.run_folder import RunFolder, find_runs, read_json
 
 DEFAULT_GROUP_BY = ("rope", "model.vit_rope")  # "rope" is the rope label; other keys are dotted config keys
 MEAN = "mean"  # the pseudo-task holding each run's mean over its tasks
@@ -68,23 +61,23 @@ class Stat:
 
 
 def group_value(cfg: DictConfig, key: str) -> str:
-    return rope_label(cfg.rope) if key == "rope" else str(OmegaConf.select(cfg, key))
+    return RopeConfig(**cfg.rope).label if key == "rope" else str(OmegaConf.select(cfg, key))
 
 
-def read_run(run_dir: Path, group_by: Sequence[str]) -> RunRecord:
+def read_run(folder: RunFolder, group_by: Sequence[str]) -> RunRecord:
     """A run's group, seed and scores: evaluation.json when it scored the final weights, else final_eval.json."""
-    cfg = load_run_config(run_dir)
-    final = load_final_eval(run_dir)
+    run_dir, cfg, final = folder.root, folder.load_config(), folder.load_final_eval()
     group = tuple(group_value(cfg, key) for key in group_by)
-    result = json.loads((run_dir / RESULT_JSON).read_text()) if (run_dir / RESULT_JSON).is_file() else None
+    evaluation = folder.evaluation_json.name
+    result = read_json(folder.evaluation_json) if folder.evaluation_json.is_file() else None
     if result is not None and (final is None or result["step"] == final["steps"]):
         scores = {split: {task: {m: values[m] for m in METRICS} for task, values in tasks.items()}
                   for split, tasks in result["scores"].items()}
-        return RunRecord(run_dir, group, cfg.seed, result["step"], final is not None, RESULT_JSON, scores)
+        return RunRecord(run_dir, group, cfg.seed, result["step"], final is not None, evaluation, scores)
     if final is not None:  # never scored, or scored at an earlier step than training ended at
         scores = {"val": {task: {"exact": value} for task, value in final["accuracy"].items()}}
-        stale = f" ({RESULT_JSON} is of step {result['step']}: re-run evaluate.py)" if result else ""
-        return RunRecord(run_dir, group, cfg.seed, final["steps"], True, f"final_eval.json{stale}", scores)
+        stale = f" ({evaluation} is of step {result['step']}: re-run evaluate.py)" if result else ""
+        return RunRecord(run_dir, group, cfg.seed, final["steps"], True, f"{folder.final_eval.name}{stale}", scores)
     return RunRecord(run_dir, group, cfg.seed, None, False, "", {})
 
 
@@ -204,18 +197,18 @@ def write_report(root: str | Path, out: str | Path, group_by: Sequence[str] = DE
         ValueError: no run folder below ``root``.
     """
     root, out = Path(root), Path(out)
-    run_dirs = find_run_dirs(root)
-    if not run_dirs:
+    folders = find_runs(root)
+    if not folders:
         raise ValueError(f"no minivlm run below {root} (no */checkpoints/config.yaml); pass a sweep folder "
                          "such as outputs/ablation_frequency")
-    records = [read_run(run_dir, group_by) for run_dir in run_dirs]
+    records = [read_run(folder, group_by) for folder in folders]
     out.mkdir(parents=True, exist_ok=True)
     command = f"python -m minivlm.evaluation.aggregate {root} --out {out}"
     written = [out / "summary.md", out / "summary.csv"]
     written[0].write_text(markdown_report(records, group_by, f"Ablation: {root.name}", command))
     write_summary_csv(records, group_by, written[1])
     # A chance line only where every run was scored on the same task distribution (data.task).
-    per_run = [load_run_baselines(record.run_dir) for record in records]
+    per_run = [RunFolder(record.run_dir).load_baselines() for record in records]
     baselines = per_run[0] if all(b == per_run[0] for b in per_run) else {}
     names = [key.split(".")[-1] for key in group_by]
     for (split, metric), groups in group_stats(records).items():

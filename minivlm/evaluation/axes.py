@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from minivlm.evaluation.runs import PREDICTIONS_JSONL
 from minivlm.evaluation.tolerance import parse_cell
+from minivlm.run_folder import RunFolder
 
 
 class AxisScores(NamedTuple):
@@ -57,10 +57,10 @@ def axis_scores(predictions: Path, split: str) -> list[AxisScores]:
 
 def sweep_axis_scores(path: Path, split: str) -> list[AxisScores]:
     """:func:`axis_scores` of every run folder at or below ``path`` that has been evaluated."""
-    files = [path / PREDICTIONS_JSONL] if (path / PREDICTIONS_JSONL).is_file() else sorted(
-        path.glob(f"**/{PREDICTIONS_JSONL}"))
+    predictions = RunFolder(path).predictions
+    files = [predictions] if predictions.is_file() else sorted(path.glob(f"**/{predictions.name}"))
     if not files:
-        raise ValueError(f"no {PREDICTIONS_JSONL} at or below {path}; score the runs first with "
+        raise ValueError(f"no {predictions.name} at or below {path}; score the runs first with "
                          f"`python evaluate.py {path}` (add --force to re-score runs evaluated before it wrote them)")
     return [scores for file in files for scores in axis_scores(file, split)]
 

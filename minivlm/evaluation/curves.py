@@ -26,7 +26,7 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from minivlm.evaluation.runs import load_run_baselines
+from minivlm.run_folder import RunFolder
 
 ACC_PREFIX = "val/acc/"
 TIME_KEY = "train/time"
@@ -41,7 +41,7 @@ class Point:
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:
     """Rows of every ``logs/version_*/metrics.csv`` of a run, launch after launch (resumes append)."""
-    files = sorted((run_dir / "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    files = sorted(RunFolder(run_dir).logs.glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
     if not files:
         raise ValueError(f"{run_dir} has no logs/version_*/metrics.csv; pass the folder of a training run")
     rows: list[dict[str, str]] = []
@@ -138,7 +138,7 @@ def plot(runs: dict[str, dict[str, list[Point]]], chance: dict[str, dict[str, fl
 def write_curves(run_dirs: Sequence[str | Path], out: str | Path, command: str) -> list[Path]:
     """Read the runs, write ``curves.{png,md,csv}`` under ``out``; returns the written paths."""
     runs = {Path(run).name: task_curves(read_metrics(Path(run))) for run in run_dirs}
-    chance = {Path(run).name: {task: scores["chance"] for task, scores in load_run_baselines(Path(run))["val"].items()}
+    chance = {Path(run).name: {task: scores["chance"] for task, scores in RunFolder(run).load_baselines()["val"].items()}
               for run in run_dirs}
     empty = [name for name, curves in runs.items() if not curves]
     if empty:

@@ -5,10 +5,10 @@
     python evaluate.py outputs/ablation_frequency --per-task 96 --out results/ablation_frequency/runs.json
     python evaluate.py outputs/ablation_frequency --report results/ablation_frequency   # + aggregate
 
-Answers are decoded greedily on exactly the path of training's final evaluation
-(``minivlm.train.run.evaluate_split``): the run's own config and processor, the prompt collator of
-``VLMDataModule.eval_dataloader`` (the first ``per_task`` samples of every task), and
-``scoring.answer_batch``. Each answer is then judged against its sample's metadata
+Answers are decoded by the loop of training's final evaluation (:func:`minivlm.scoring.answer_prompts`)
+on the same prompts: the run's own config and processor, and the prompt batches of
+``VLMDataModule.eval_dataloader`` (the first ``per_task`` samples of every task). Each answer is
+then judged against its sample's metadata
 (:mod:`minivlm.evaluation.tolerance`). A run's result is written into its folder
 (``evaluation.json`` + ``evaluation.csv``, and every answer with its judgement in
 ``predictions.jsonl`` for error analysis) as soon as it is scored, and a run already scored from
@@ -30,27 +30,15 @@ from typing import Any, NamedTuple
 import pyarrow.parquet as pq
 import torch
 from hydra import compose, initialize_config_dir
-from lightning.pytorch.utilities import move_data_to_device
 from omegaconf import DictConfig, OmegaConf
-from safetensors.torch import load_model
 
 from minivlm.data.storage import SYNTHETIC_DIR
-from minivlm.evaluation.runs import (
-    PREDICTIONS_JSONL,
-    RESULT_CSV,
-    RESULT_JSON,
-    WEIGHT_CHOICES,
-    Target,
-    find_run_dirs,
-    is_export_dir,
-    is_run_dir,
-    load_final_eval,
-    resolve_target,
-    rope_label,
-)
-from minivlm.evaluation.scoring import answer_batch
+from minivlm.evaluation.targets import Target, find_targets
 from minivlm.evaluation.tolerance import METRICS, Judgement, judge
-from minivlm.train.export import CONFIG_FILE, WEIGHTS_FILE
+from minivlm.model import VLM, RopeConfig
+from minivlm.run_folder import EXPORT_CONFIG, WEIGHT_CHOICES, read_json, write_atomically
+from minivlm.scoring import answer_prompts
+from minivlm.train.export import load_exported, read_checkpoint
 from minivlm.train.run import Run, build_run
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"  # defaults for exports saved outside a run
@@ -71,8 +59,8 @@ class Settings:
 def saved_model_fields(weights: Path) -> dict[str, Any]:
     """The ModelConfig fields stored with the weights themselves (checkpoint hparams or config.json)."""
     if weights.suffix == ".ckpt":
-        return torch.load(weights, map_location="cpu", weights_only=True)["hyper_parameters"]["model_config"]
-    return json.loads((weights / CONFIG_FILE).read_text())
+        return torch.load(weights, map_location="cpu", weights_only=True, mmap=True)["hyper_parameters"]["model_config"]
+    return read_json(weights / EXPORT_CONFIG)
 
 
 def load_config(target: Target, settings: Settings) -> DictConfig:
@@ -95,16 +83,12 @@ def load_config(target: Target, settings: Settings) -> DictConfig:
     return cfg
 
 
-def load_weights(run: Run, target: Target) -> int | None:
-    """Load the target's weights into the run's model; returns the training step they come from."""
+def load_model(target: Target) -> tuple[VLM, int | None]:
+    """The target's model and the training step its weights come from (strict: a mismatch names the tensors)."""
     if target.weights.suffix == ".ckpt":
-        # One read gives weights and step; mmap keeps the optimizer states of big checkpoints on disk.
-        checkpoint = torch.load(target.weights, map_location="cpu", weights_only=True, mmap=True)
-        run.module.load_state_dict(checkpoint["state_dict"])  # strict: a mismatch names the tensors
-        return int(checkpoint["global_step"])
-    load_model(run.module.model, str(target.weights / WEIGHTS_FILE))
-    final = load_final_eval(target.run_dir)  # an export is written when training finished
-    return final["steps"] if final else None
+        return read_checkpoint(target.weights)
+    final = target.folder.load_final_eval()  # an export is written when training finished
+    return load_exported(target.weights)[0], final["steps"] if final else None
 
 
 def split_metadata(path: Path) -> dict[str, dict[str, Any]]:
@@ -113,12 +97,12 @@ def split_metadata(path: Path) -> dict[str, dict[str, Any]]:
     return {sample_id: json.loads(meta) for sample_id, meta in zip(table["id"].to_pylist(), table["meta"].to_pylist())}
 
 
-def summarise(judgements: Sequence[Judgement | Answer]) -> dict[str, float]:
+def summarise(judgements: Sequence[Judgement | JudgedAnswer]) -> dict[str, float]:
     """Sample count and the fraction of each metric over the judgements of one task."""
     return {"n": len(judgements), **{m: sum(getattr(j, m) for j in judgements) / len(judgements) for m in METRICS}}
 
 
-class Answer(NamedTuple):
+class JudgedAnswer(NamedTuple):
     """One generated answer and its judgement: a line of a run's ``predictions.jsonl``."""
 
     split: str
@@ -131,34 +115,21 @@ class Answer(NamedTuple):
     valid: bool
 
 
-@torch.no_grad()
-def answer_split(run: Run, split: str, per_task: int, device: str) -> list[Answer]:
-    """Every judged answer of the run's model on the first ``per_task`` samples per task of a shipped split."""
+def answer_split(run: Run, model: VLM, split: str, per_task: int) -> list[JudgedAnswer]:
+    """Every judged answer of ``model`` on the first ``per_task`` samples per task of a shipped split."""
     metadata = split_metadata(run.datamodule.synthetic_dir / f"{split}.parquet")
-    model = run.module.model.to(device).eval()
-    answers = []
-    for batch in run.datamodule.eval_dataloader(split, per_task):
-        batch = move_data_to_device(batch, torch.device(device))
-        predictions = answer_batch(model, batch, run.tokenizer, run.cfg.data.max_new_tokens)
-        for sample_id, task, prediction, answer in zip(
-            batch["sample_ids"], batch["tasks"], predictions, batch["answers"], strict=True
-        ):
-            answers.append(Answer(split, task, sample_id, prediction, answer,
-                                  *judge(prediction, answer, metadata[sample_id])))
-    return answers
+    answers = answer_prompts(model, run.datamodule.eval_dataloader(split, per_task), run.tokenizer,
+                             run.cfg.data.max_new_tokens)
+    return [JudgedAnswer(split, a.task, a.sample_id, a.prediction, a.answer,
+                         *judge(a.prediction, a.answer, metadata[a.sample_id])) for a in answers]
 
 
-def summarise_split(answers: Sequence[Answer]) -> dict[str, dict[str, float]]:
+def summarise_split(answers: Sequence[JudgedAnswer]) -> dict[str, dict[str, float]]:
     """``{task: {"n", "exact", "near", "valid"}}`` over the judged answers of one split."""
-    judged: dict[str, list[Answer]] = defaultdict(list)
+    judged: dict[str, list[JudgedAnswer]] = defaultdict(list)
     for answer in answers:
         judged[answer.task].append(answer)
     return {task: summarise(judged[task]) for task in sorted(judged)}
-
-
-def score_split(run: Run, split: str, per_task: int, device: str) -> dict[str, dict[str, float]]:
-    """``{task: {"n", "exact", "near", "valid"}}`` of the run's model on one shipped split."""
-    return summarise_split(answer_split(run, split, per_task, device))
 
 
 def fingerprint(target: Target, per_task: int) -> dict[str, Any]:
@@ -169,10 +140,10 @@ def fingerprint(target: Target, per_task: int) -> dict[str, Any]:
 
 def stored_result(target: Target, per_task: int, splits: Sequence[str]) -> dict[str, Any] | None:
     """The run's saved result when it covers these splits with these weights and settings."""
-    path = target.run_dir / RESULT_JSON
+    path = target.folder.evaluation_json
     if not path.is_file():
         return None
-    result = json.loads(path.read_text())
+    result = read_json(path)
     same = all(result.get(key) == value for key, value in fingerprint(target, per_task).items())
     return result if same and set(splits) <= set(result["scores"]) else None
 
@@ -182,53 +153,33 @@ def evaluate_target(target: Target, settings: Settings, force: bool = False) -> 
     cfg = load_config(target, settings)
     per_task = settings.per_task or int(cfg.data.final_eval_per_task)
     if not force and (result := stored_result(target, per_task, settings.splits)) is not None:
-        print(f"{target.run_dir}: already scored ({target.run_dir / RESULT_JSON}), skipped")
+        print(f"{target.folder.root}: already scored ({target.folder.evaluation_json}), skipped")
         return result
-    run = build_run(cfg, target.run_dir)
-    step = load_weights(run, target)
-    answers = {split: answer_split(run, split, per_task, settings.device) for split in settings.splits}
+    run = build_run(cfg, target.folder.root)
+    model, step = load_model(target)
+    model = model.to(settings.device)
+    answers = {split: answer_split(run, model, split, per_task) for split in settings.splits}
     scores = {split: summarise_split(split_answers) for split, split_answers in answers.items()}
     result = {
-        "run": target.run_dir.name,
-        "run_dir": str(target.run_dir),
+        "run": target.folder.root.name,
+        "run_dir": str(target.folder.root),
         **fingerprint(target, per_task),
         "step": step,
-        "finished": load_final_eval(target.run_dir) is not None,
-        "config": {"rope": rope_label(cfg.rope), "vit_rope": bool(cfg.model.vit_rope), "seed": cfg.seed,
+        "finished": target.folder.load_final_eval() is not None,
+        "config": {"rope": RopeConfig(**cfg.rope).label, "vit_rope": bool(cfg.model.vit_rope), "seed": cfg.seed,
                    "model": cfg.model.size},
         "scores": scores,
         "mean": {split: {m: sum(s[m] for s in tasks.values()) / len(tasks) for m in METRICS}
                  for split, tasks in scores.items()},
     }
-    write_csv([result], target.run_dir / RESULT_CSV)
-    with (target.run_dir / PREDICTIONS_JSONL).open("w") as handle:  # for error analysis (README, results/)
+    write_csv([result], target.folder.evaluation_csv)
+    with target.folder.predictions.open("w") as handle:  # for error analysis (README, results/)
         handle.writelines(json.dumps(a._asdict()) + "\n" for split_answers in answers.values() for a in split_answers)
-    # The JSON marks the run as scored, so it is written last and whole (a rename is atomic): an
-    # evaluation interrupted here leaves either no result or a complete one.
-    partial = target.run_dir / f"{RESULT_JSON}.partial"
-    partial.write_text(json.dumps(result, indent=2))
-    partial.replace(target.run_dir / RESULT_JSON)
+    # The JSON marks the run as scored, so it is written last and whole: an evaluation interrupted
+    # here leaves either no result or a complete one.
+    write_atomically(target.folder.evaluation_json, json.dumps(result, indent=2))
     print(format_result(result))
     return result
-
-
-def find_targets(path: Path, weights: str) -> list[Target]:
-    """The one model a path names, or every run below a folder that has the requested weights."""
-    if not path.exists():
-        raise ValueError(f"{path} does not exist; pass a .ckpt file, an export folder, a run folder or a sweep folder")
-    if path.is_file() or is_export_dir(path) or is_run_dir(path):
-        return [resolve_target(path, weights)]
-    run_dirs = find_run_dirs(path)
-    if not run_dirs:
-        raise ValueError(f"no minivlm run below {path} (no */checkpoints/config.yaml); pass a .ckpt file, "
-                         "an export folder, a run folder or a folder of runs")
-    targets = []
-    for run_dir in run_dirs:
-        try:
-            targets.append(resolve_target(run_dir, weights))
-        except ValueError as error:  # a sweep in progress: this run has no such weights yet
-            print(f"skipped: {error}")
-    return targets
 
 
 def evaluate_path(path: str | Path, settings: Settings, force: bool = False) -> list[dict[str, Any]]:

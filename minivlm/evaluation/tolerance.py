@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from minivlm.evaluation.scoring import normalise
+from minivlm.scoring import normalise
 
 CELL = re.compile(r"^([a-z])([1-9][0-9]*)$")  # normalised cell name: column letter, 1-based row
 NUMBER_TOLERANCE = 1.0  # largest |prediction - answer| of a near miss: one object (count), one second (needle)

@@ -2,7 +2,7 @@
 
 from minivlm.model.cache import KVCache
 from minivlm.model.config import SIZES, ModelConfig, RopeConfig
-from minivlm.model.generate import decode_position_ids, extend_batch, generate
+from minivlm.model.generate import decode_position_ids, generate
 from minivlm.model.lm import LanguageModel
 from minivlm.model.merger import PatchMerger
 from minivlm.model.vision import VisionEncoder, vision_rope_cos_sin
@@ -10,6 +10,6 @@ from minivlm.model.vlm import VLM, VLMOutput, transformer_block_classes
 
 __all__ = [
     "KVCache", "LanguageModel", "ModelConfig", "PatchMerger", "RopeConfig", "SIZES", "VLM", "VLMOutput",
-    "VisionEncoder", "decode_position_ids", "extend_batch", "generate", "transformer_block_classes",
+    "VisionEncoder", "decode_position_ids", "generate", "transformer_block_classes",
     "vision_rope_cos_sin",
 ]

@@ -55,6 +55,20 @@ class RopeConfig:
     theta: float | None = 10_000.0      # RoPE base of every layer; None keeps each preset's own
     options: dict[str, Any] = field(default_factory=dict)  # design options, e.g. {"alpha": 0.5}
 
+    @property
+    def label(self) -> str:
+        """The name ``configs/rope/`` gives this schedule: ``mrope``, ``circle_alternate`` ...
+
+        ``schedule: all`` is its variant; a staggered schedule is ``<variant>_<schedule>``, with
+        ``+<partner>`` when the partner is not M-RoPE; an explicit per-layer list joins its presets.
+        """
+        if not isinstance(self.schedule, str):
+            return "+".join(self.schedule)
+        if self.schedule == "all":
+            return str(self.variant)
+        label = f"{self.variant}_{self.schedule}"
+        return label if self.partner == "mrope" else f"{label}+{self.partner}"
+
 
 @dataclass
 class ModelConfig:

@@ -11,11 +11,12 @@ the cache keeps their padding masked.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from minivlm.model.cache import KVCache
+from minivlm.schema import Batch
 
 if TYPE_CHECKING:
     from minivlm.model.vlm import VLM
@@ -28,25 +29,6 @@ def decode_position_ids(next_position: dict[str, torch.Tensor], start: int, coun
         steps = torch.arange(start, start + count, device=first.device, dtype=torch.float32)
         ids[key] = (first.float()[:, None] + steps).unsqueeze(1).expand(-1, 3, -1)
     return ids
-
-
-def extend_batch(batch: dict[str, Any], tokens: torch.Tensor) -> dict[str, Any]:
-    """The prompt batch followed by ``tokens (B, n)`` as text, ready for one full forward.
-
-    Gives the generated tokens exactly the positions and visibility that cached decoding gives
-    them; used to check decoding against the full forward and to score fixed continuations.
-    """
-    new = tokens.shape[1]
-    positions = decode_position_ids(batch["next_position"], 0, new)
-    extended = dict(batch, labels=None)
-    extended["input_ids"] = torch.cat([batch["input_ids"], tokens], dim=1)
-    extended["position_ids"] = {key: torch.cat([ids, positions[key]], dim=2) for key, ids in batch["position_ids"].items()}
-    if batch.get("attention_mask") is not None:
-        valid = torch.cat([batch["attention_mask"][:, -1, :], tokens.new_ones(tokens.shape, dtype=torch.bool)], dim=1)
-        width = valid.shape[1]
-        causal = torch.ones(width, width, dtype=torch.bool, device=valid.device).tril()
-        extended["attention_mask"] = (causal & valid[:, None, :]) | torch.eye(width, dtype=torch.bool, device=valid.device)
-    return extended
 
 
 def next_token(logits: torch.Tensor, temperature: float, top_k: int | None,
@@ -62,7 +44,7 @@ def next_token(logits: torch.Tensor, temperature: float, top_k: int | None,
 
 
 @torch.no_grad()
-def generate(model: VLM, batch: dict[str, Any], max_new_tokens: int, eos_token_id: int | None = None,
+def generate(model: VLM, batch: Batch, max_new_tokens: int, eos_token_id: int | None = None,
              temperature: float = 0.0, top_k: int | None = None, generator: torch.Generator | None = None,
              output_logits: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """New tokens ``(B, n)`` for a prompt batch (``n <= max_new_tokens``; stops once every row has

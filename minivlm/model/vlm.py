@@ -10,7 +10,6 @@ other than -100), computing the output head only where there is a target.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +21,7 @@ from minivlm.model.generate import generate
 from minivlm.model.lm import DecoderLayer, LanguageModel
 from minivlm.model.merger import PatchMerger
 from minivlm.model.vision import VisionBlock, VisionEncoder
-from minivlm.processing.template import IGNORE_INDEX
+from minivlm.schema import IGNORE_INDEX, Batch
 
 
 @dataclass
@@ -62,7 +61,7 @@ class VLM(nn.Module):
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
 
-    def embed(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
+    def embed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
         """Token embeddings with merged vision features at the placeholders.
 
         Returns ``(embeds, vision_mask, deepstack)``; ``vision_mask`` is None without media.
@@ -90,8 +89,11 @@ class VLM(nn.Module):
         deepstack = [merger(feature) for merger, feature in zip(self.deepstack_mergers, stacked)]
         return embeds, vision_mask, deepstack
 
-    def forward(self, batch: dict[str, Any], cache: KVCache | None = None, return_logits: bool = False) -> VLMOutput:
-        """Loss when the batch has ``labels``; full logits when ``return_logits``."""
+    def forward(self, batch: Batch, cache: KVCache | None = None, return_logits: bool = False) -> VLMOutput:
+        """Loss when the batch has ``labels``; full logits when ``return_logits``.
+
+        A cached decoding step passes only ``input_ids`` and ``position_ids`` (text, no labels).
+        """
         embeds, vision_mask, deepstack = self.embed(batch)
         hidden = self.lm(embeds, batch["position_ids"], batch.get("attention_mask"), cache, vision_mask, deepstack)
         loss = None
@@ -104,7 +106,7 @@ class VLM(nn.Module):
         logits = self.lm.head(hidden).float() if return_logits else None
         return VLMOutput(loss, logits, hidden)
 
-    def generate(self, batch: dict[str, Any], max_new_tokens: int, eos_token_id: int | None = None,
+    def generate(self, batch: Batch, max_new_tokens: int, eos_token_id: int | None = None,
                  temperature: float = 0.0, top_k: int | None = None, generator: torch.Generator | None = None,
                  output_logits: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """See :func:`minivlm.model.generate.generate`."""

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-# Anything load_rgb accepts: a PIL image, encoded file bytes, a `datasets` Image dict
-# ({"bytes": ..., "path": ...}, read from the path when bytes are absent), or a uint8 array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4).
-ImageInput = Image.Image | bytes | bytearray | dict[str, Any] | np.ndarray
+from minivlm.schema import ImageInput
 
 # Modes whose pixels are not 8-bit: their range is unknown, so we refuse instead of clipping.
 HIGH_BIT_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")

@@ -10,17 +10,17 @@ Runs on CPU inside DataLoader workers; position ids are built later, by the coll
 
 from __future__ import annotations
 
-from typing import Any, Mapping
 
 import torch
 
 from minivlm.processing.media import EncodedMedia, VisionSpec, encode_image, encode_video
 from minivlm.processing.template import render_chat
+from minivlm.schema import EncodedSample, Sample
 from minivlm.tokenizer import BPETokenizer
 
 
 class Processor:
-    """Sample dict -> encoded dict (the contract's "Processor output").
+    """:class:`~minivlm.schema.Sample` -> :class:`~minivlm.schema.EncodedSample`.
 
     The defaults suit the tiny model and the synthetic tasks (images of 112 to 224 px, 64 px
     video frames at 1 fps): 8 px patches merged 2x2, so one LLM token covers 16x16 pixels.
@@ -64,17 +64,16 @@ class Processor:
         )
         self.max_seq_len = max_seq_len
 
-    def __call__(self, sample: Mapping[str, Any], prompt_only: bool = False) -> dict[str, Any]:
+    def __call__(self, sample: Sample, prompt_only: bool = False) -> EncodedSample:
         """Encode one sample.
 
         Args:
-            sample: ``{"id", "task", "images", "videos", "messages", "answer", ...}``.
+            sample: media and a conversation (see :class:`~minivlm.schema.Sample`).
             prompt_only: template for generation: no answer, ends with ``<|im_start|>assistant\\n``.
 
         Returns:
-            ``input_ids``, ``labels``, ``segments``, ``pixel_values``, ``vision_grid``,
-            ``patch_positions`` (the contract's processor output; empty vision tensors when the
-            sample has no media) plus ``id``, ``task`` and ``answer`` carried for the collator.
+            the encoded sample (empty vision tensors when the sample has no media), with ``id``,
+            ``task`` and ``answer`` carried for the collator.
 
         Raises:
             ValueError: naming the sample, for any bad image, video, message or length.
@@ -85,7 +84,7 @@ class Processor:
         except ValueError as error:
             raise ValueError(f"sample {sample_id!r}: {error}") from None
 
-    def _encode(self, sample: Mapping[str, Any], prompt_only: bool) -> dict[str, Any]:
+    def _encode(self, sample: Sample, prompt_only: bool) -> EncodedSample:
         images = [encode_image(image, self.spec) for image in sample.get("images", [])]
         videos = [encode_video(video["frames"], video["fps"], self.spec) for video in sample.get("videos", [])]
         chat = render_chat(sample["messages"], images, videos, self.tokenizer, prompt_only)

@@ -26,9 +26,9 @@ import torch
 
 from minivlm.processing.media import EncodedMedia, VisionBlock
 from minivlm.rope import Segment, TextSegment
+from minivlm.schema import IGNORE_INDEX
 from minivlm.tokenizer import IM_END, IM_START, ROLES, SPECIAL_TOKENS, VISION_END, VISION_START, BPETokenizer
 
-IGNORE_INDEX = -100  # label of tokens without loss (the cross-entropy ignore_index)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def render_chat(
     ``images`` / ``videos`` in order.
 
     Args:
-        messages: ``[{"role": ..., "content": [parts] or str}, ...]`` (contract's sample schema).
+        messages: ``[{"role": ..., "content": [parts] or str}, ...]`` (:class:`minivlm.schema.Sample`).
         images, videos: encoded media, one per image / video part.
         tokenizer: the BPE tokenizer.
         prompt_only: drop a final assistant turn and end with ``<|im_start|>assistant\\n``.

@@ -17,12 +17,11 @@ answer tokens it scores), and padding counts as work, so pad-heavy batches show 
 
 from __future__ import annotations
 
-from typing import Any
 
 from torch import nn
 
 from minivlm.model import VLM
-from minivlm.processing.template import IGNORE_INDEX
+from minivlm.schema import IGNORE_INDEX, Batch
 
 
 def matmul_weights(module: nn.Module) -> int:
@@ -30,7 +29,7 @@ def matmul_weights(module: nn.Module) -> int:
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv3d)))
 
 
-def forward_flops(model: VLM, batch: dict[str, Any]) -> int:
+def forward_flops(model: VLM, batch: Batch) -> int:
     """FLOPs of one forward pass over ``batch`` (see the module docstring for what counts).
 
     The output head is applied to the answer tokens of a training batch, or to one position per
@@ -56,6 +55,6 @@ def forward_flops(model: VLM, batch: dict[str, Any]) -> int:
     return flops
 
 
-def training_flops(model: VLM, batch: dict[str, Any]) -> int:
+def training_flops(model: VLM, batch: Batch) -> int:
     """FLOPs of a forward and backward pass over ``batch``: three forwards."""
     return 3 * forward_flops(model, batch)

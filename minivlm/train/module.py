@@ -18,9 +18,9 @@ from typing import Any
 import lightning as L
 import torch
 
-from minivlm.evaluation.scoring import TaskScores, answer_batch
 from minivlm.model import VLM, ModelConfig
-from minivlm.processing.template import IGNORE_INDEX
+from minivlm.schema import IGNORE_INDEX, Batch
+from minivlm.scoring import TaskScores, answer_batch
 from minivlm.tokenizer import BPETokenizer
 from minivlm.train.flops import forward_flops, training_flops
 from minivlm.train.optim import build_optimizer
@@ -55,7 +55,7 @@ class VLMTrainingModule(L.LightningModule):
         self.scores = TaskScores()
         self.flops_per_batch = 0  # FLOPs of the latest batch on this device: Lightning's ThroughputMonitor reads it
 
-    def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         loss = self.model(batch).loss
         tokens = (batch["labels"][:, 1:] != IGNORE_INDEX).sum().to(loss.dtype)  # the tokens the loss averages
         # One all-reduce gives the global answer-token count and the global loss; every rank then
@@ -80,7 +80,7 @@ class VLMTrainingModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self.scores = TaskScores()
 
-    def validation_step(self, batch: dict[str, Any], batch_index: int) -> None:
+    def validation_step(self, batch: Batch, batch_index: int) -> None:
         # Generation is dominated by the prompt's forward pass (answers are a few tokens).
         self.flops_per_batch = forward_flops(self.model, batch)
         answers = answer_batch(self.model, batch, self.tokenizer, self.hparams.max_new_tokens)

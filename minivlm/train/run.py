@@ -19,20 +19,18 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.strategies import FSDPStrategy, Strategy
-from lightning.pytorch.utilities import move_data_to_device, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from minivlm.evaluation.runs import RUN_BASELINES, load_run_baselines
-from minivlm.evaluation.scoring import TaskScores, answer_batch, format_report
 from minivlm.model import VLM, ModelConfig, transformer_block_classes
 from minivlm.processing import Processor
 from minivlm.rope import RopeSchedule
+from minivlm.run_folder import RunFolder, write_atomically
+from minivlm.scoring import TaskScores, answer_prompts, format_report
 from minivlm.tokenizer import BPETokenizer
 from minivlm.train.datamodule import VLMDataModule
-from minivlm.train.export import export_model, model_from_checkpoint
+from minivlm.train.export import export_model, read_checkpoint
 from minivlm.train.module import NonFiniteLossError, VLMTrainingModule
-
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # in the run folder: Lightning's `ckpt_path=last` finds it
 
 
 @dataclass
@@ -40,7 +38,7 @@ class Run:
     """Everything a run is made of, built and checked before training starts."""
 
     cfg: DictConfig
-    run_dir: Path
+    folder: RunFolder
     tokenizer: BPETokenizer
     schedule: RopeSchedule
     model_config: ModelConfig
@@ -77,20 +75,20 @@ def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
         total_steps=cfg.steps, val_tasks=datamodule.val_tasks, max_new_tokens=data.max_new_tokens,
         tokenizer=tokenizer, compile=cfg.compile,
     )
-    return Run(cfg, Path(run_dir), tokenizer, schedule, model_config, datamodule, module)
+    return Run(cfg, RunFolder(run_dir), tokenizer, schedule, model_config, datamodule, module)
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
+def build_loggers(cfg: DictConfig, folder: RunFolder) -> list[Logger]:
     """CSV always; TensorBoard when asked (or installed, with ``auto``); Weights & Biases when asked."""
     # A new version folder per launch (logs/version_<n>/metrics.csv): a resumed run keeps the earlier logs.
-    loggers: list[Logger] = [CSVLogger(run_dir, name="logs")]
+    loggers: list[Logger] = [CSVLogger(folder.root, name=folder.logs.name)]
     tensorboard = cfg.logging.tensorboard
     if tensorboard is True or (tensorboard == "auto" and _installed("tensorboard")):
         _require("tensorboard", "logging.tensorboard=true", "logging.tensorboard=auto")
-        loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
+        loggers.append(TensorBoardLogger(folder.root, name="tensorboard", version=""))
     if cfg.logging.wandb:
         _require("wandb", "logging.wandb=true", "logging.wandb=false")
-        loggers.append(WandbLogger(project=cfg.logging.wandb_project, name=cfg.name, save_dir=str(run_dir)))
+        loggers.append(WandbLogger(project=cfg.logging.wandb_project, name=cfg.name, save_dir=str(folder.root)))
     return loggers
 
 
@@ -129,10 +127,10 @@ class FinalStepCheckpoint(Callback):
 
 def build_trainer(cfg: DictConfig, run: Run) -> L.Trainer:
     checkpoints = ModelCheckpoint(
-        dirpath=run.run_dir / LAST_CHECKPOINT.parent, filename="best-{step}", monitor="val/acc", mode="max",
+        dirpath=run.folder.checkpoints, filename="best-{step}", monitor="val/acc", mode="max",
         save_top_k=1, save_last=True, auto_insert_metric_name=False,
     )
-    final = FinalStepCheckpoint(run.run_dir / LAST_CHECKPOINT)
+    final = FinalStepCheckpoint(run.folder.last_checkpoint)
     pad_id = run.tokenizer.pad_id
     throughput = ThroughputMonitor(
         batch_size_fn=lambda batch: len(batch["sample_ids"]),  # samples, also when packed several per row
@@ -140,19 +138,19 @@ def build_trainer(cfg: DictConfig, run: Run) -> L.Trainer:
         window_size=cfg.logging.throughput_window,
     )
     return instantiate(cfg.trainer, strategy=build_strategy(cfg), callbacks=[checkpoints, final, throughput],
-                       logger=build_loggers(cfg, run.run_dir), default_root_dir=str(run.run_dir))
+                       logger=build_loggers(cfg, run.folder), default_root_dir=str(run.folder.root))
 
 
 @rank_zero_only
 def save_run_files(run: Run) -> None:
     """Resolved config, tokenizer and the tasks' chance/blind baselines beside the checkpoints, so a
     checkpoint folder is self-contained."""
-    folder = run.run_dir / LAST_CHECKPOINT.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(run.cfg, resolve=True))
+    folder = run.folder
+    folder.checkpoints.mkdir(parents=True, exist_ok=True)
+    folder.config.write_text(OmegaConf.to_yaml(run.cfg, resolve=True))
     baselines = {split: run.datamodule.baselines(split) for split in ("val", "extrapolate")}
-    (run.run_dir / RUN_BASELINES).write_text(json.dumps(baselines, indent=1))
-    run.tokenizer.save(folder)
+    folder.baselines.write_text(json.dumps(baselines, indent=1))
+    run.tokenizer.save(folder.tokenizer_dir)
 
 
 def evaluate_split(run: Run, split: str, per_task: int, model: VLM | None = None) -> dict[str, float]:
@@ -164,22 +162,15 @@ def evaluate_split(run: Run, split: str, per_task: int, model: VLM | None = None
         per_task: prompts per task.
         model: the model to score (default: the run's own, ``run.module.model``).
     """
-    model = (model if model is not None else run.module.model).eval()
-    device = next(model.parameters()).device
-    scores = TaskScores()
-    for batch in run.datamodule.eval_dataloader(split, per_task):
-        batch = move_data_to_device(batch, device)
-        scores.add(batch["tasks"], answer_batch(model, batch, run.tokenizer, run.cfg.data.max_new_tokens),
-                   batch["answers"])
-    return scores.accuracy()
+    answers = answer_prompts(model if model is not None else run.module.model,
+                             run.datamodule.eval_dataloader(split, per_task), run.tokenizer, run.cfg.data.max_new_tokens)
+    return TaskScores.of(answers).accuracy()
 
 
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Fit, then print and return the final validation accuracy beside chance and blind baselines.
 
-    Writes into ``run_dir``: ``checkpoints/`` (``last.ckpt`` = the final step, ``best-<step>.ckpt``,
-    ``config.yaml``, ``tokenizer.json``), ``logs/version_<n>/metrics.csv`` (one folder per launch),
-    ``final_eval.json`` and ``export/``.
+    Writes the run folder of ``run_dir`` (:mod:`minivlm.run_folder`); ``last.ckpt`` holds the final step.
 
     Raises:
         ValueError: a bad config value, before any training step.
@@ -189,8 +180,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     run = build_run(cfg, run_dir)
     trainer = build_trainer(cfg, run)
     save_run_files(run)
-    print(f"run folder: {run.run_dir}\nrope schedule: {run.schedule.describe()}")
-    last = run.run_dir / LAST_CHECKPOINT
+    print(f"run folder: {run.folder.root}\nrope schedule: {run.schedule.describe()}")
+    last = run.folder.last_checkpoint
     try:
         trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=cfg.ckpt_path)
     except NonFiniteLossError as error:
@@ -199,12 +190,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         return {"val_acc": float("nan")}
 
     # The final step's full weights, also when FSDP sharded them in memory (FinalStepCheckpoint).
-    model = model_from_checkpoint(last).to(trainer.strategy.root_device)
+    model = read_checkpoint(last)[0].to(trainer.strategy.root_device)
     accuracy = evaluate_split(run, "val", cfg.data.final_eval_per_task, model)
-    baselines = load_run_baselines(run.run_dir)["val"]
+    baselines = run.folder.load_baselines()["val"]
     print(format_report(accuracy, baselines, f"validation accuracy after {trainer.global_step} steps"))
     mean = sum(accuracy.values()) / len(accuracy)
     result = {"val_acc": mean, "accuracy": accuracy, "steps": trainer.global_step}
-    (run.run_dir / "final_eval.json").write_text(json.dumps(result, indent=2))
-    export_model(model, run.tokenizer, run.run_dir / "export")
+    export_model(model, run.tokenizer, run.folder.export)
+    write_atomically(run.folder.final_eval, json.dumps(result, indent=2))  # last: it marks the run finished
     return result

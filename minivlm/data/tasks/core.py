@@ -83,7 +83,7 @@ def pose_problem(
 
 
 def make_sample(task: Task, problem: Problem, sample_id: str, provenance: dict) -> dict:
-    """Render a problem and wrap it in the sample schema (contract: images, videos, messages ...)."""
+    """Render a problem and wrap it in a :class:`minivlm.schema.Sample`."""
     pixels = task.render(problem.scene)
     if task.media == "image":
         images, videos = pixels, []

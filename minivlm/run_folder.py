@@ -1,0 +1,144 @@
+"""A run folder: where training writes and everything else reads, named in one place.
+
+    outputs/<run>/
+        checkpoints/config.yaml      the resolved config of the run
+        checkpoints/tokenizer.json   the tokenizer it trained with
+        checkpoints/baselines.json   chance and blind accuracy of its own task distribution, per split
+        checkpoints/last.ckpt        the newest state (Lightning checkpoint: weights, optimizer, loops)
+        checkpoints/best-<step>.ckpt the best validation accuracy so far
+        logs/version_<n>/metrics.csv one CSV log per launch (a resumed run adds a version)
+        tensorboard/                 TensorBoard events, when installed
+        final_eval.json              written when training finished: accuracy per task, steps
+        export/                      model.safetensors + config.json + tokenizer.json (no Lightning needed)
+        evaluation.json, .csv        written by ``python evaluate.py``, with predictions.jsonl
+
+A Hydra sweep puts one such folder per job below its sweep folder. Training
+(:mod:`minivlm.train.run`), evaluation, aggregation and the curves all find their files through
+:class:`RunFolder`, so the layout has one owner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+EXPORT_WEIGHTS, EXPORT_CONFIG = "model.safetensors", "config.json"  # the files of an export folder
+WEIGHT_CHOICES = ("last", "best", "export")  # which weights of a run evaluation loads
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of one run, below ``root``."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def config(self) -> Path:
+        return self.checkpoints / "config.yaml"
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.checkpoints
+
+    @property
+    def baselines(self) -> Path:
+        return self.checkpoints / "baselines.json"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def final_eval(self) -> Path:
+        return self.root / "final_eval.json"
+
+    @property
+    def export(self) -> Path:
+        return self.root / "export"
+
+    @property
+    def evaluation_json(self) -> Path:
+        return self.root / "evaluation.json"
+
+    @property
+    def evaluation_csv(self) -> Path:
+        return self.root / "evaluation.csv"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.jsonl"
+
+    def is_run(self) -> bool:
+        return self.config.is_file()
+
+    def weights(self, choice: str) -> Path:
+        """The ``last`` or ``best`` checkpoint, or the ``export`` folder.
+
+        Raises:
+            ValueError: an unknown choice, or the run has no such weights (yet).
+        """
+        if choice not in WEIGHT_CHOICES:
+            raise ValueError(f"unknown weights {choice!r}; choose one of {WEIGHT_CHOICES}")
+        if choice == "export":
+            if not is_export_dir(self.export):
+                raise ValueError(f"run {self.root} has no export/ folder (training has not finished); "
+                                 "evaluate its checkpoints with --weights last")
+            return self.export
+        pattern = "last.ckpt" if choice == "last" else "best-*.ckpt"
+        found = sorted(self.checkpoints.glob(pattern), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise ValueError(f"run {self.root} has no checkpoints/{pattern} yet (no checkpoint was saved); "
+                             "train it further or pick other --weights")
+        return found[-1]  # the newest, if a resumed run left several best checkpoints
+
+    def load_config(self) -> DictConfig:
+        return OmegaConf.load(self.config)
+
+    def load_baselines(self) -> dict[str, dict[str, dict]]:
+        """``{split: {task: {"chance", "blind", ...}}}`` of the distribution the run trained on."""
+        return read_json(self.baselines)
+
+    def load_final_eval(self) -> dict[str, Any] | None:
+        """``final_eval.json`` (None while training has not finished)."""
+        return read_json(self.final_eval) if self.final_eval.is_file() else None
+
+
+def is_export_dir(path: Path) -> bool:
+    return (path / EXPORT_CONFIG).is_file() and (path / EXPORT_WEIGHTS).is_file()
+
+
+def find_runs(root: str | Path) -> list[RunFolder]:
+    """Every run folder at or below ``root``, sorted by path."""
+    configs = Path(root).rglob(str(RunFolder(".").config))
+    return [RunFolder(path) for path in sorted({config.parent.parent for config in configs})]
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a file that does not parse is a ValueError naming the file."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); delete it to have it written again.") from None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a temporary file beside it, then a rename."""
+    partial = path.with_name(f"{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
