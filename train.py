@@ -16,7 +16,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from minivlm.train.config_store import register_configs
 from minivlm.train.run import train
+
+register_configs()  # the model/ and rope/ groups start from the config dataclasses
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

@@ -10,8 +10,10 @@ from PIL import Image
 
 from minivlm.processing import Processor
 from minivlm.tokenizer import BPETokenizer
+from minivlm.train.config_store import register_configs
 
 REPO = Path(__file__).resolve().parents[1]
+register_configs()  # every test that composes configs/ needs the model/ and rope/ schemas
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from conftest import REPO
 TINY = ["model.lm_dim=64", "model.lm_heads=1", "model.lm_kv_heads=1", "model.vit_dim=64", "model.vit_heads=1",
         "model.lm_layers=2", "steps=2", "data.batch_size=2", "data.num_workers=0", "data.val_per_task=1",
         "data.final_eval_per_task=1", "logging.tensorboard=false", "trainer.enable_progress_bar=false",
-        "name=tiny-test", "data.mix=default", "data.task=null", "data.curriculum=[]"]  # every task, shipped sets
+        "name=tiny-test", "data=mix"]  # every task, shipped sets
 FAST = Settings(per_task=1, num_workers=0)
 
 
@@ -85,6 +85,7 @@ def trained_run(tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow
 def test_run_folder_scores_match_training_final_eval(trained_run):
     (result,) = evaluate_path(trained_run, FAST)
     final = json.loads((trained_run / "final_eval.json").read_text())
@@ -101,6 +102,7 @@ def test_run_folder_scores_match_training_final_eval(trained_run):
     assert all(result["scores"][a["split"]][a["task"]]["exact"] == a["exact"] for a in answers)
 
 
+@pytest.mark.slow
 def test_checkpoint_and_standalone_export_load_the_same_weights(trained_run, tmp_path):
     standalone = shutil.copytree(trained_run / "export", tmp_path / "export")  # no run config beside it
     runs, steps = [], []
@@ -115,6 +117,7 @@ def test_checkpoint_and_standalone_export_load_the_same_weights(trained_run, tmp
     assert not all(torch.equal(runs[0][k], fresh[k]) for k in fresh)  # the weights were really loaded
 
 
+@pytest.mark.slow
 def test_sweep_resumes_and_skips_runs_without_checkpoints(trained_run, tmp_path, monkeypatch, capsys):
     sweep = tmp_path / "sweep"
     shutil.copytree(trained_run, sweep / "done")
@@ -137,6 +140,7 @@ def test_sweep_resumes_and_skips_runs_without_checkpoints(trained_run, tmp_path,
     assert calls == ["val", "val"]
 
 
+@pytest.mark.slow
 def test_cli_writes_combined_results(trained_run, tmp_path):
     out = tmp_path / "all.json"
     evaluate.main([str(trained_run), "--per-task", "1", "--workers", "0", "--out", str(out)])
@@ -145,6 +149,7 @@ def test_cli_writes_combined_results(trained_run, tmp_path):
     assert len(out.with_suffix(".csv").read_text().splitlines()) == 1 + 2 * len(TASKS)
 
 
+@pytest.mark.slow
 def test_cli_errors_name_the_problem(trained_run, tmp_path):
     no_ckpt = tmp_path / "run" / "checkpoints"
     no_ckpt.mkdir(parents=True)

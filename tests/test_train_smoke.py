@@ -20,6 +20,7 @@ from minivlm.train.run import build_run, train
 ROPE_CONFIGS = sorted(path.stem for path in (CONFIGS / "rope").glob("*.yaml"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rope", ROPE_CONFIGS)
 def test_one_step_for_every_rope_config(rope, tmp_path):
     cfg = compose_config(f"rope={rope}", "steps=1", "eval_every=1", "trainer.log_every_n_steps=1")
@@ -30,8 +31,9 @@ def test_one_step_for_every_rope_config(rope, tmp_path):
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 1
 
 
+@pytest.mark.slow
 def test_run_folder_is_complete_and_the_export_reproduces_the_checkpoint(tmp_path, tokenizer):
-    cfg = compose_config("rope=circle_alternate", "data.mix=default", "steps=3", "eval_every=2")
+    cfg = compose_config("rope=circle_alternate", "data=mix", "steps=3", "eval_every=2")
     result = train(cfg, tmp_path)
 
     final = json.loads((tmp_path / "final_eval.json").read_text())
@@ -60,6 +62,7 @@ def test_run_folder_is_complete_and_the_export_reproduces_the_checkpoint(tmp_pat
         assert not torch.allclose(run.module.model(batch, return_logits=True).logits, expected)  # it trained
 
 
+@pytest.mark.slow
 def test_small_model_forward_backward(tmp_path):
     # A full run would spend its time writing 0.4 GB checkpoints; one step shows the size trains.
     run = build_run(compose_config("model=small", tiny_model=False), tmp_path)

@@ -38,6 +38,7 @@ from minivlm.evaluation.tolerance import METRICS, Judgement, judge
 from minivlm.model import VLM, RopeConfig
 from minivlm.run_folder import EXPORT_CONFIG, WEIGHT_CHOICES, read_json, write_atomically
 from minivlm.scoring import answer_prompts
+from minivlm.train.config_store import NOT_IN_MODEL_GROUP, register_configs
 from minivlm.train.export import load_exported, read_checkpoint
 from minivlm.train.run import Run, build_run
 
@@ -68,12 +69,13 @@ def load_config(target: Target, settings: Settings) -> DictConfig:
     if target.config is not None:
         cfg = OmegaConf.load(target.config)
     else:  # an export or checkpoint outside a run: data settings from configs/, the model from the weights
+        register_configs()
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = compose("train")
         OmegaConf.set_struct(cfg, False)
         model = saved_model_fields(target.weights)
-        cfg.rope = model.pop("rope")
-        cfg.model = model
+        cfg.rope = model["rope"]
+        cfg.model = {key: value for key, value in model.items() if key not in NOT_IN_MODEL_GROUP}
     cfg.data.tokenizer = str(target.tokenizer_dir)  # the run's own tokenizer, whatever the working directory
     cfg.compile = False  # a few hundred short generations: compiling would cost more than it saves
     if settings.num_workers is not None:

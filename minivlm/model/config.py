@@ -9,6 +9,11 @@ config is built, so a saved config (``dataclasses.asdict``) holds every value ex
 
 The LM's rope is a per-layer schedule (:func:`minivlm.rope.make_schedule`); ``rope`` holds the
 arguments of that call, the same keys as ``configs/rope/*.yaml``.
+
+These dataclasses hold every default: the Hydra configs start from them
+(:mod:`minivlm.train.config_store`), so ``ModelConfig(size="tiny")`` is the model that
+``python train.py`` trains. Defaults marked "recipe" were chosen by measurement
+(results/learning/README.md) rather than copied from a released model.
 """
 
 from __future__ import annotations
@@ -50,10 +55,18 @@ class RopeConfig:
     """The LM's rope schedule: the arguments of :func:`minivlm.rope.make_schedule`."""
 
     schedule: str | list[str] = "all"   # all | alternate | lower | upper | [preset, ...] one per LM layer
-    variant: str | None = "mrope"       # preset of `all`, first preset of a staggered schedule
+    variant: str | None = "mrope_interleaved"  # preset of `all`, first preset of a staggered schedule
+                                        # (recipe: interleaved learns both image axes at every seed)
     partner: str = "mrope"              # second preset of a staggered schedule
-    theta: float | None = 10_000.0      # RoPE base of every layer; None keeps each preset's own
-    options: dict[str, Any] = field(default_factory=dict)  # design options, e.g. {"alpha": 0.5}
+    theta: float | None = 100.0         # RoPE base of every layer; None keeps each preset's own (1e4).
+                                        # Recipe: at 1e4 the spatial pairs barely turn across the 3 to 10
+                                        # tokens of a synthetic image side; real data: raise it (1e6)
+    options: dict[str, Any] = field(default_factory=dict)  # design options, e.g. {"alpha": 0.5}; an
+                                        # option left out or None takes the design's default
+
+    def __post_init__(self) -> None:
+        # The Hydra schema lists every design's options as None (minivlm/train/config_store.py).
+        self.options = {key: value for key, value in dict(self.options).items() if value is not None}
 
     @property
     def label(self) -> str:
@@ -75,7 +88,7 @@ class ModelConfig:
     """Every hyperparameter of :class:`minivlm.model.VLM`; None fields come from ``size``."""
 
     size: str = "tiny"                    # named size filling the None fields: tiny | small | base
-    # Vision encoder (Qwen2-VL ViT, REFERENCE.md section 6)
+    # Vision encoder (Qwen2-VL ViT, SPEC.md section 6)
     in_channels: int = 3                  # image channels (RGB)
     patch_size: int | None = None         # ViT patch side in pixels
     temporal_patch: int = 2               # frames per Conv3d patch (an image is repeated to fill it)
@@ -85,8 +98,9 @@ class ModelConfig:
     vit_heads: int | None = None          # ViT attention heads
     vit_mlp_ratio: float = 4.0            # ViT MLP hidden size / vit_dim
     vit_rope: bool = True                 # 2D RoPE in ViT attention (relative patch offsets)
-    vit_abs_pos: int = 0                  # side of a learned absolute position table resampled to each
-                                          # frame (Qwen3-VL); 0 = off. With vit_rope off too, the ViT sees no positions
+    vit_abs_pos: int = 8                  # side of a learned absolute position table resampled to each
+                                          # frame (Qwen3-VL); 0 = off. With vit_rope off too, the ViT sees no
+                                          # positions. Recipe: 8, started as sin-cos
     vit_abs_pos_init: str = "sincos"      # start of that table: sincos (2D sin-cos, unit amplitude) | normal (std 0.02)
     vit_rope_theta: float = 10_000.0      # base of the ViT's 2D RoPE
     drop_path: float = 0.0                # stochastic depth rate of the last ViT block (linear from 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from lightning.pytorch.strategies import FSDPStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from minivlm.model import VLM, ModelConfig, transformer_block_classes
+from minivlm.model import VLM, ModelConfig, RopeConfig, transformer_block_classes
 from minivlm.processing import Processor
 from minivlm.rope import RopeSchedule
 from minivlm.run_folder import RunFolder, write_atomically
@@ -46,13 +46,16 @@ class Run:
     module: VLMTrainingModule
 
 
+def build_model_config(cfg: DictConfig, tokenizer: BPETokenizer) -> ModelConfig:
+    """The model of a composed config: the ``model`` and ``rope`` groups, the tokenizer's vocabulary."""
+    return ModelConfig(**OmegaConf.to_container(cfg.model, resolve=True), vocab_size=tokenizer.vocab_size,
+                       rope=RopeConfig(**OmegaConf.to_container(cfg.rope, resolve=True)))
+
+
 def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
     """Tokenizer, model config, rope schedule, processor, data and module; raises ValueError early."""
     tokenizer = BPETokenizer.load(cfg.data.tokenizer)
-    model_fields = OmegaConf.to_container(cfg.model, resolve=True)
-    model_fields["vocab_size"] = tokenizer.vocab_size
-    model_fields["rope"] = OmegaConf.to_container(cfg.rope, resolve=True)
-    model_config = ModelConfig(**model_fields)
+    model_config = build_model_config(cfg, tokenizer)
     schedule = model_config.rope_schedule()  # checks names, layer count and head-dim fit
 
     data = cfg.data
@@ -71,7 +74,7 @@ def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
         curriculum=OmegaConf.to_container(data.curriculum, resolve=True) if data.get("curriculum") else None,
     )
     module = VLMTrainingModule(
-        model_config=model_fields, optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        model_config=asdict(model_config), optim=OmegaConf.to_container(cfg.optim, resolve=True),
         total_steps=cfg.steps, val_tasks=datamodule.val_tasks, max_new_tokens=data.max_new_tokens,
         tokenizer=tokenizer, compile=cfg.compile,
     )

@@ -3,7 +3,7 @@
 The "default" mix covers every task: mostly single-image tasks (few vision tokens), most of them
 position-dependent (grounding, attribute_at, relation, the region form of count, compare), and a
 small share of short videos so the temporal designs are trained too. "grounding" alone is what
-the training recipe's default run uses (configs/data/mix.yaml): the one multi-object task a tiny
+the training recipe's default run uses (configs/data/recipe.yaml): the one multi-object task a tiny
 model learns in a 10-minute CPU budget (results/learning/README.md).
 """
 
