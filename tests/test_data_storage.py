@@ -56,6 +56,7 @@ def test_shipped_sets_match_the_generator_and_baselines():
     assert sum(p.stat().st_size for p in SYNTHETIC_DIR.glob("*.parquet")) < 8e6  # shipped sets stay small
 
 
+@pytest.mark.slow
 def test_build_command_writes_sets_baselines_card_and_tokenizer(tmp_path):
     build(["--out", str(tmp_path), "--samples", "2", "--train", "1", "--baseline-samples", "20",
            "--tokenizer", str(tmp_path / "tokenizer")])

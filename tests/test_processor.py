@@ -73,7 +73,7 @@ def test_prompt_only_is_the_training_prefix(tokenizer):
 
 
 def test_mrope_golden_a_from_the_processor(tokenizer):
-    """REFERENCE.md 7A: x x x <vs> [image 4x6 patches] <ve> x x, where x x x = <|im_start|> user \\n."""
+    """SPEC.md golden A: x x x <vs> [image 4x6 patches] <ve> x x, where x x x = <|im_start|> user \\n."""
     assert len(tokenizer.encode("user\n")) == 2
     encoded = Processor(tokenizer, patch_size=14)(chat(IMAGE, images=[image(84, 56)]))
     ids = PRESETS["mrope"].position_ids(encoded["segments"])[:, :13]
@@ -84,7 +84,7 @@ def test_mrope_golden_a_from_the_processor(tokenizer):
 
 
 def test_mrope_golden_h_from_the_processor_segment(tokenizer):
-    """REFERENCE.md 7H: x <vs> [image 4x8 patches] <ve> x, with the processor's vision segment."""
+    """SPEC.md golden H: x <vs> [image 4x8 patches] <ve> x, with the processor's vision segment."""
     encoded = Processor(tokenizer, patch_size=14)(chat(IMAGE, images=[image(112, 56)]))
     block = encoded["segments"][1]
     assert block == VisionSegment(1, 2, 4) and encoded["vision_grid"].tolist() == [[1, 4, 8]]

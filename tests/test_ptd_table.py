@@ -1,4 +1,4 @@
-"""The PTD table (Circle-RoPE Table 1 analogue): REFERENCE.md section 5 goldens and how PTD scales."""
+"""The PTD table (Circle-RoPE Table 1 analogue): SPEC.md section 5 goldens and how PTD scales."""
 
 import pytest
 
@@ -6,7 +6,7 @@ from minivlm.evaluation.ptd_table import DESIGNS, design_ids, image_layout, main
 
 
 def test_table_one_goldens():
-    """2 text tokens, a 3x3 image, 3 text tokens (REFERENCE.md section 5)."""
+    """2 text tokens, a 3x3 image, 3 text tokens (SPEC.md section 5)."""
     assert ptd_of("rope1d", 3, 3) == pytest.approx(20 / 9, abs=1e-6)  # "hard": flattened 1D positions
     assert ptd_of("shared", 3, 3) == 0.0  # one index for the whole image
     assert ptd_of("mrope", 3, 3) == pytest.approx(0.5326, abs=1e-4)

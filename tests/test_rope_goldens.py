@@ -1,4 +1,4 @@
-"""REFERENCE.md sections 5 and 7: every golden value, exactly."""
+"""SPEC.md sections 5 and 7: every golden value, exactly."""
 
 import pytest
 import torch

@@ -98,7 +98,7 @@ def test_circle_ids_are_fractional_and_text_resumes_after_max():
 
 
 class TestVideos:
-    """Videos under every design (REFERENCE.md section 3)."""
+    """Videos under every design (SPEC.md section 3)."""
 
     segments = [T(2), V(3, 2, 3), T(2)]
 

@@ -58,6 +58,7 @@ def test_trainer_presets():
     assert (cpu.accelerator, cpu.precision, cpu.max_steps) == ("cpu", "32-true", 1000)  # trainer.max_steps follows `steps`
 
 
+@pytest.mark.slow
 def test_compile_switch_compiles_the_model_in_place(tmp_path):
     run = build_run(compose_config("compile=true"), tmp_path)
     assert run.module.model._compiled_call_impl is not None  # nn.Module.compile: parameter names unchanged

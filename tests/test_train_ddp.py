@@ -8,6 +8,8 @@ from train_helpers import compose_config, logged, run_train_py, single_thread  #
 
 from minivlm.train.run import train
 
+pytestmark = pytest.mark.slow  # trains (and launches processes)
+
 RUN = ("steps=3", "eval_every=2", "trainer.log_every_n_steps=1", "optim.warmup_steps=1")
 
 

@@ -16,6 +16,7 @@ from minivlm.train.optim import warmup_cosine
 from minivlm.train.run import build_run, train
 
 
+@pytest.mark.slow
 def test_csv_log_has_loss_lr_accuracy_tokens_and_flops(tmp_path, tokenizer):
     cfg = compose_config("data.mix=position", "steps=3", "eval_every=3", "trainer.log_every_n_steps=1", "logging.throughput_window=2",
                          "optim.warmup_steps=1", "optim.lr=3e-3")
@@ -53,6 +54,7 @@ def math_attention(q, k, v, attn_mask=None, is_causal=False, enable_gqa=False, *
     return scores.softmax(-1) @ v
 
 
+@pytest.mark.slow
 def test_flops_match_torch_flop_counter(tmp_path, monkeypatch):
     # Fused attention kernels are counted or not depending on the torch version and device; the
     # same attention written as matmuls is counted by all, so the count checks forward_flops'
@@ -70,12 +72,14 @@ def test_flops_match_torch_flop_counter(tmp_path, monkeypatch):
     assert training_flops(model, batch) == pytest.approx(measured, rel=0.01)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard not installed")
 def test_tensorboard_logs_when_installed(tmp_path):
     train(compose_config("steps=1", "eval_every=1", "trainer.log_every_n_steps=1"), tmp_path)
     assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None, reason="tensorboard installed")
 def test_tensorboard_is_skipped_or_asked_for_when_missing(tmp_path):
     train(compose_config("steps=1", "eval_every=1"), tmp_path)

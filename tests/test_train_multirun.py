@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from omegaconf import OmegaConf
 from train_helpers import run_train_py
+
+pytestmark = pytest.mark.slow  # trains (and launches processes)
 
 
 def test_multirun_gives_one_run_folder_per_job(tmp_path):

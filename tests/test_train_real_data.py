@@ -64,6 +64,7 @@ def test_real_data_refuses_several_workers(cauldron, tmp_path):
         build_run(real(cauldron, "data.num_workers=2"), tmp_path)
 
 
+@pytest.mark.slow
 def test_training_on_real_data(cauldron, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -10,6 +10,8 @@ from minivlm.model import VLM
 from minivlm.train.optim import warmup_cosine
 from minivlm.train.run import train
 
+pytestmark = pytest.mark.slow  # trains (and launches processes)
+
 STEPS = 5
 RUN = ("steps=5", "eval_every=2", "trainer.log_every_n_steps=1", "optim.warmup_steps=1", "optim.lr=3e-3")
 

@@ -77,6 +77,7 @@ def test_an_unknown_task_field_fails_when_the_config_is_composed():
         compose_config("data.task={grids: 2}")  # configs/data/mix.yaml lists every TaskConfig field
 
 
+@pytest.mark.slow
 def test_a_run_saves_and_reports_its_own_baselines(tmp_path, capsys):
     train(compose_config(EASY, "data.mix={grounding: 1}", "steps=1", "eval_every=1"), tmp_path)
     saved = json.loads((tmp_path / "checkpoints" / "baselines.json").read_text())

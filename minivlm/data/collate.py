@@ -1,7 +1,7 @@
 """Collation: encoded samples to a batch, padded or packed, with every design's position ids.
 
 Runs inside DataLoader workers, so the per-sample work that the model must not do in ``forward``
-happens here on CPU: position ids for each position design of the rope schedule (REFERENCE.md
+happens here on CPU: position ids for each position design of the rope schedule (SPEC.md
 section 3; a schedule mixing Circle-RoPE and M-RoPE needs both), the next decoding position per
 design (section 4), and the attention mask.
 

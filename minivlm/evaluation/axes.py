@@ -2,7 +2,7 @@
 
 A grid-cell answer (``B3``: column B, row 3) is right only when both coordinates are; a 2D or 3D
 rotary encoding can, however, expose one image axis to the LM much better than the other (each
-axis gets its own rotary frequencies, chunked or interleaved: REFERENCE.md, section 2), and then
+axis gets its own rotary frequencies, chunked or interleaved: SPEC.md, section 2), and then
 the model learns the rows but not the columns, or the reverse. Scoring the two coordinates apart
 shows this where exact match only shows failure. It reads the ``predictions.jsonl`` that
 ``python evaluate.py`` writes into every run folder:

@@ -4,8 +4,8 @@ Training logs greedy-decoding accuracy per task (``val/acc/<task>``) every ``eva
 and, through Lightning's ThroughputMonitor, the elapsed training time (``train/time``, seconds,
 validation excluded). This module reads those CSV logs of one or more runs and answers the
 question a user of a small budget asks: how many steps and seconds does each task need?
-"Learned" is measured as in the learning-recipe issue: the step at which a task first closes half
-the gap between its chance level and 100 %.
+"Learned" means the step at which a task first closes half the gap between its chance level and
+100 % (results/learning/README.md uses the same measure).
 
     python -m minivlm.evaluation.curves outputs/tiny-mrope-seed0 --out results/learning/default
 

@@ -3,13 +3,13 @@
     python -m minivlm.evaluation.figures --out results/figures
 
 ``frequency_maps.png``: for the ``chunked`` (M-RoPE, Qwen2-VL), ``interleaved`` (MRoPE-I,
-Qwen3-VL) and ``lta`` (VideoRoPE, arXiv 2502.05173 section 3.1) allocations (REFERENCE.md
+Qwen3-VL) and ``lta`` (VideoRoPE, arXiv 2502.05173 section 3.1) allocations (SPEC.md
 section 2), the rotary pair -> axis map: a coloured cell where pair ``i`` (x) reads axis t, h or
 w (y), its colour the pair's wavelength. Chunked gives time only the fast pairs and width only
 the slow ones; interleaved spreads every axis over the spectrum; lta gives time the slowest.
 
 ``image_ids.png``: the ids of text, a 4x4 image, text under ``mrope``, ``circle`` and
-``videorope`` (REFERENCE.md section 3). Top: the 3D id space, text on the diagonal, grey lines
+``videorope`` (SPEC.md section 3). Top: the 3D id space, text on the diagonal, grey lines
 from the first text token after the image to every image token (equal lengths: a cone, PTD 0,
 for Circle-RoPE). Bottom: the same ids seen down the text axis (projected on the plane
 orthogonal to (1, 1, 1)): M-RoPE's and VideoRoPE's grids vs Circle-RoPE's ring around the axis.

@@ -5,7 +5,7 @@
 Circle-RoPE (arXiv 2505.16416, section 3.1, Table 1) compares the cross-modal positional bias,
 PTD (:mod:`minivlm.rope.ptd`), of the ways to give image tokens positions: flattened 1D
 positions ("hard" embedding), one position shared by every image token, M-RoPE's spatial ids,
-and its own ring. The setting is REFERENCE.md section 5's: 2 text tokens, a 3x3 image on the
+and its own ring. The setting is SPEC.md section 5's: 2 text tokens, a 3x3 image on the
 merged grid, 3 text tokens. PTD depends on the ids alone, never on the frequency allocation, so
 ``mrope_interleaved`` has M-RoPE's PTD. Only flattened positions grow with the image; the
 shared index and the ring are 0 at every size, but the shared index keeps no spatial layout.
@@ -22,7 +22,7 @@ from matplotlib.figure import Figure  # pyplot-free: rendered by Agg on save
 
 from minivlm.rope import Segment, TextSegment, VisionSegment, position_ids, ptd, vision_mask
 
-TEXT_BEFORE, TEXT_AFTER = 2, 3  # text tokens around the image (REFERENCE.md section 5)
+TEXT_BEFORE, TEXT_AFTER = 2, 3  # text tokens around the image (SPEC.md section 5)
 DESIGNS: dict[str, str] = {  # row name -> how its image tokens are placed
     "rope1d": "hard: the next integers, in raster order (1D)",
     "shared": "one shared index: every image token at the same position (1D)",
@@ -52,7 +52,7 @@ def design_ids(design: str, segments: Sequence[Segment]) -> torch.Tensor:
     if design == "shared":
         return shared_index_ids(segments)
     ids = position_ids(list(segments), design)
-    return ids[:1] if design == "rope1d" else ids  # a 1D position is one number (REFERENCE.md section 5)
+    return ids[:1] if design == "rope1d" else ids  # a 1D position is one number (SPEC.md section 5)
 
 
 def ptd_of(design: str, h: int, w: int) -> float:

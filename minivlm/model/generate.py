@@ -2,7 +2,7 @@
 
 The prompt runs once and fills the cache; then one token per step. Generated tokens are text, so
 the j-th new token (j = 0, 1, ...) takes id ``next_position[design] + j`` on all three axes for
-each position design of the schedule (REFERENCE.md section 4). ``next_position`` comes from the
+each position design of the schedule (SPEC.md section 4). ``next_position`` comes from the
 collator, which knows where each design's positions end, also when a prompt ends right after a
 vision block (Circle-RoPE's next position follows the image's largest ring coordinate, M-RoPE's
 the image's largest id). Prompts of different lengths are left-padded so all rows decode in step;

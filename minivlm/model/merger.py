@@ -1,7 +1,7 @@
 """Patch merger: each ``m x m`` window of ViT patches becomes one LM token.
 
 Qwen2-VL (arXiv 2409.12191, section 2.1) compresses vision tokens with an MLP over the
-concatenated features of 2x2 neighbouring patches. REFERENCE.md section 6: LayerNorm per patch,
+concatenated features of 2x2 neighbouring patches. SPEC.md section 6: LayerNorm per patch,
 concatenate the window, Linear -> GELU -> Linear to the LM width. Patches arrive in merge-window
 order, so a window is a run of ``m*m`` consecutive rows and merging is a reshape.
 

@@ -2,7 +2,7 @@
 
 Qwen2-VL (arXiv 2409.12191, section 2.1) encodes images at their native resolution: a Conv3d
 cuts ``(temporal_patch, patch, patch)`` cubes (an image is its frame repeated), and 2D RoPE puts
-each patch's row and column into attention. REFERENCE.md section 6 fixes the details: the head's
+each patch's row and column into attention. SPEC.md section 6 fixes the details: the head's
 ``d/2`` rotary angles are split in half, the first quarter of channels rotating with the patch
 row and the second with the column, both at ``inv_freq[j] = theta ** (-2j / (d/2))``.
 

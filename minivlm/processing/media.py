@@ -4,7 +4,7 @@ One image or video becomes patch rows (:mod:`minivlm.processing.patches`) and on
 *vision blocks*: a ``<|vision_start|> pad * n <|vision_end|>`` run of the prompt, described to the
 position designs as a :class:`~minivlm.rope.VisionSegment` on the merged grid. An image is one
 block with one temporal group (the frame repeated to fill the temporal patch). A video is laid out
-in one of two ways (REFERENCE.md section 3):
+in one of two ways (SPEC.md section 3):
 
 - ``timestamps`` (Qwen3-VL, arXiv 2511.21631, "text-based time alignment"): one block per group, each
   preceded by the text ``<{t:.1f} seconds>``; time is read from the text, ids follow M-RoPE.

@@ -2,7 +2,7 @@
 
 Qwen2-VL's vision tower (arXiv 2409.12191, section 2.1) embeds ``temporal_patch x patch x patch``
 cubes with a Conv3d and later merges every ``merge x merge`` window of neighbouring patches into
-one LLM token. Emitting the patches *window by window* (REFERENCE.md section 6: each run of
+one LLM token. Emitting the patches *window by window* (SPEC.md section 6: each run of
 ``merge**2`` consecutive patches is one window, windows in raster order) makes that merge a plain
 reshape of consecutive rows, with no gather. For a 4x4 grid and ``merge = 2`` the order is
 (0,0) (0,1) (1,0) (1,1) (0,2) (0,3) (1,2) (1,3) (2,0) (2,1) (3,0) (3,1) (2,2) ...

@@ -4,7 +4,7 @@ Qwen2-VL (arXiv 2409.12191, section 2.1, "Naive Dynamic Resolution") feeds image
 their native resolution instead of a fixed square: the height and width are rounded to multiples
 of ``factor = patch_size * merge`` (so the patches group into whole merge windows), the aspect
 ratio is kept, and the pixel count is scaled into ``[min_pixels, max_pixels]`` so that tiny images
-still give a few tokens and huge ones do not flood the context (REFERENCE.md section 6).
+still give a few tokens and huge ones do not flood the context (SPEC.md section 6).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ rest gets label -100. A prompt drops the final assistant turn and ends with
 ``<|im_start|>assistant\\n``, exactly the prefix of the training sequence the answer follows.
 
 For the position designs the sequence is a list of segments: text runs (the start/end markers and
-timestamp text included, REFERENCE.md section 7) and one :class:`~minivlm.rope.VisionSegment` per
+timestamp text included, SPEC.md section 7) and one :class:`~minivlm.rope.VisionSegment` per
 block.
 """
 

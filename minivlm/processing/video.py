@@ -3,7 +3,7 @@
 A video reaches the processor as frames at a known ``fps``. We keep frames at (at most) a target
 rate, as Qwen2-VL does (arXiv 2409.12191, section 2.1: two frames per second), then pair frames
 into temporal groups of ``temporal_patch`` for the Conv3d. Time enters the LM in one of two ways
-(REFERENCE.md section 3):
+(SPEC.md section 3):
 
 - Qwen2.5-VL absolute time: the group index is scaled by ``seconds_per_grid`` in the M-RoPE
   temporal id, with ``seconds_per_grid = temporal_patch / fps``;

@@ -10,7 +10,7 @@ Read the modules in this order to learn the field:
 6. :mod:`~minivlm.rope.variants` and :mod:`~minivlm.rope.schedule`: named presets, per-layer mixes.
 7. :mod:`~minivlm.rope.ptd`: the Per-Token Distance metric of cross-modal positional bias.
 
-The maths follows ``REFERENCE.md`` exactly; the tests pin its golden values.
+The maths follows ``minivlm/SPEC.md`` exactly; the tests pin its golden values.
 """
 
 from minivlm.rope.allocation import ALLOCATIONS, axis_string, default_sections, pair_axes

@@ -1,8 +1,8 @@
 """Frequency allocations: which position row (t, h or w) each rotary pair reads.
 
 RoPE rotates channel pair ``i`` by ``position * inv_freq[i]``; pair 0 has the highest frequency
-(REFERENCE.md section 1). With 3D positions every pair must read one row, and how the ``P = d/2``
-pairs are shared out among t, h and w is the allocation (REFERENCE.md section 2; the comparison
+(SPEC.md section 1). With 3D positions every pair must read one row, and how the ``P = d/2``
+pairs are shared out among t, h and w is the allocation (SPEC.md section 2; the comparison
 is the subject of "Revisiting Multimodal Positional Encoding in VLMs", arXiv 2510.23095):
 
 - ``chunked`` (M-RoPE, Qwen2-VL): contiguous chunks, t first. Time gets only the highest
@@ -28,7 +28,7 @@ T, H, W = 0, 1, 2  # position rows
 
 
 def default_sections(allocation: str, num_pairs: int) -> tuple[int, int, int]:
-    """The released sections scaled to ``num_pairs`` (REFERENCE.md section 2).
+    """The released sections scaled to ``num_pairs`` (SPEC.md section 2).
 
     chunked and lta: ``[16, 24, 24]`` at P=64, i.e. h = w = floor(3P/8); interleaved:
     ``[24, 20, 20]`` at P=64, i.e. h = w = floor(5P/16); time takes the rest.

@@ -3,7 +3,7 @@
     python -m minivlm.rope.bench [--batch 64] [--head-dim 64] [--repeats 5]
 
 Each sequence has about 1,000 tokens: text runs, three images of different sizes and a video
-(REFERENCE.md section 3). Ids are built per sequence on the CPU as a DataLoader worker would;
+(SPEC.md section 3). Ids are built per sequence on the CPU as a DataLoader worker would;
 cos/sin for the whole padded batch at once, as the model does once per forward.
 """
 

@@ -8,7 +8,7 @@ block's start position orthogonal to that diagonal. Every point of such a ring i
 distance from any point on the diagonal, so each text token is equidistant from all image tokens
 (PTD = 0), while the angle around the ring still encodes where the token was in the image.
 
-The angle mixes two views of the token's place (REFERENCE.md section 3, "circle"):
+The angle mixes two views of the token's place (SPEC.md section 3, "circle"):
 - spatial angle (SA): the polar angle of the centred patch coordinate, rescaled to [0, 2 pi];
 - grid-index angle (GA): the raster index spread evenly around the circle, 2 pi k / N.
 ``theta = alpha * SA + (1 - alpha) * GA``. The point ``R (cos theta, sin theta)`` in a 2D plane

@@ -1,7 +1,7 @@
 """Position designs: which 3D position id ``(t, h, w)`` every token of a sequence gets.
 
 All designs agree on text: a text token at position ``p`` gets ``(p, p, p)``, so a text-only
-sequence is plain 1D RoPE whatever the design. They differ on vision blocks (REFERENCE.md
+sequence is plain 1D RoPE whatever the design. They differ on vision blocks (SPEC.md
 section 3; ``s`` is the next free position when the block starts):
 
 - ``rope1d`` flattens the block: every token takes the next integer (Circle-RoPE's "Hard").
@@ -29,7 +29,7 @@ import torch
 from minivlm.rope.circle import circle_offsets
 from minivlm.rope.segments import Segment, TextSegment, VisionSegment
 
-# Options each design accepts, with their defaults (REFERENCE.md section 3).
+# Options each design accepts, with their defaults (SPEC.md section 3).
 DESIGN_DEFAULTS: dict[str, dict[str, Any]] = {
     "rope1d": {},
     "mrope": {"tokens_per_second": None},

@@ -3,7 +3,7 @@
 Circle-RoPE (arXiv 2505.16416, section 3.1) measures cross-modal positional bias as follows. For
 each text token x, take its Euclidean distance in position-id space to every image token,
 ``d(x, i)``; the bias is how far those distances spread around their mean for that text token,
-averaged over all (x, i) pairs (REFERENCE.md section 5):
+averaged over all (x, i) pairs (SPEC.md section 5):
 
     PTD = mean_{x, i} | d(x, i) - mean_i d(x, i) |
 

@@ -4,7 +4,7 @@ Pair ``i`` of a head (channels ``i`` and ``i + d/2``, the "rotate_half" layout o
 rotated by the angle ``ids[a(i)] * inv_freq[i]``, where ``a`` is the frequency allocation
 (:mod:`minivlm.rope.allocation`) and ``inv_freq[i] = theta ** (-2i/d)``. Because a rotation by
 ``m`` applied to q and by ``n`` applied to k leaves ``q . k`` depending only on ``m - n`` per
-pair, attention sees relative positions on each axis (REFERENCE.md section 1).
+pair, attention sees relative positions on each axis (SPEC.md section 1).
 
 The table is computed once per forward per allocation, in float32, and shared by every layer
 that uses it.

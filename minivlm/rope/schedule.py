@@ -2,7 +2,7 @@
 
 Circle-RoPE (arXiv 2505.16416, section 3.3, "AGE") finds that mixing encodings across depth beats
 any single one: Circle-RoPE decouples image from text positions, M-RoPE keeps the image's own
-spatial structure, and alternating them lets layers use both. REFERENCE.md section 4 names the
+spatial structure, and alternating them lets layers use both. SPEC.md section 4 names the
 schedules (layer index ``l``, ``L`` layers):
 
 - ``all``: one variant in every layer;

@@ -1,7 +1,7 @@
 """The two kinds of run a multimodal sequence is made of, as the position designs see it.
 
 A sequence is a list of segments: runs of text tokens and vision blocks. A vision block is given
-on the *merged* LLM grid (REFERENCE.md section 1): an image of ``grid_h x grid_w`` ViT patches with
+on the *merged* LLM grid (SPEC.md section 1): an image of ``grid_h x grid_w`` ViT patches with
 spatial merge ``m`` becomes ``h = grid_h / m`` by ``w = grid_w / m`` LLM tokens, and a video adds
 ``t`` temporal groups. Tokens of a block are laid out in raster order ``(k, y, x)``, ``k`` slowest.
 """

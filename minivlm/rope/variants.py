@@ -2,7 +2,7 @@
 
 A variant is everything one LM layer needs to rotate q and k: how ids are assigned
 (:mod:`minivlm.rope.positions`), which row each frequency pair reads
-(:mod:`minivlm.rope.allocation`), and ``theta``. The shipped presets (REFERENCE.md section 3):
+(:mod:`minivlm.rope.allocation`), and ``theta``. The shipped presets (SPEC.md section 3):
 
 | preset              | design    | allocation  | paper                         |
 |---------------------|-----------|-------------|-------------------------------|

@@ -1,6 +1,6 @@
 """Video scenes: frames of small clutter with a few big shapes, and Qwen3-VL group timestamps.
 
-Timestamps follow the Qwen3-VL layout of minivlm's REFERENCE.md (section 3, "Timestamps"):
+Timestamps follow the Qwen3-VL layout of minivlm's SPEC.md (section 3, "Timestamps"):
 frames are patched in temporal groups of TEMPORAL_PATCH = 2, frame i is shown at i / fps seconds
 and a group is announced as "<{t:.1f} seconds>" with t the mean time of its frames. Questions
 and answers about time use exactly that text, so a model can copy it from its input. Every
