@@ -1,6 +1,6 @@
 """Parameter counts of the named model sizes: ``python -m minivlm.model.sizes``.
 
-Prints a Markdown table (the README's is pasted from this output, never typed by hand).
+Prints a Markdown table; the README quotes it, and tests/test_readme.py checks that it still does.
 """
 
 from __future__ import annotations
@@ -22,19 +22,25 @@ def parameter_counts(config: ModelConfig) -> dict[str, int]:
     return {"vit": count(model.vision), "mergers": mergers, "lm": count(model.lm), "total": count(model)}
 
 
+def size_table(vocab_size: int) -> str:
+    """The Markdown table of every named size's parameter counts at ``vocab_size``."""
+    lines = ["| size | LM width x layers | ViT width x blocks | patch | ViT | mergers | LM | total |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in SIZES:
+        config = ModelConfig(size=name, vocab_size=vocab_size)
+        counts = {k: f"{v / 1e6:.1f}M" for k, v in parameter_counts(config).items()}
+        lines.append(f"| {name} | {config.lm_dim} x {config.lm_layers} | {config.vit_dim} x {config.vit_depth} | "
+                     f"{config.patch_size} | {counts['vit']} | {counts['mergers']} | {counts['lm']} | {counts['total']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vocab-size", type=int, default=ModelConfig.vocab_size,
                         help="tokenizer vocabulary (the shipped synthetic tokenizer has far fewer tokens)")
     args = parser.parse_args()
     print(f"vocab_size {args.vocab_size}\n")
-    print("| size | LM width x layers | ViT width x blocks | patch | ViT | mergers | LM | total |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name in SIZES:
-        config = ModelConfig(size=name, vocab_size=args.vocab_size)
-        counts = {k: f"{v / 1e6:.1f}M" for k, v in parameter_counts(config).items()}
-        print(f"| {name} | {config.lm_dim} x {config.lm_layers} | {config.vit_dim} x {config.vit_depth} | "
-              f"{config.patch_size} | {counts['vit']} | {counts['mergers']} | {counts['lm']} | {counts['total']} |")
+    print(size_table(args.vocab_size))
 
 
 if __name__ == "__main__":

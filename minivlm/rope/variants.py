@@ -12,9 +12,11 @@ A variant is everything one LM layer needs to rotate q and k: how ids are assign
 | ``circle``          | circle    | chunked     | Circle-RoPE                   |
 | ``videorope``       | videorope | lta         | VideoRoPE                     |
 
-All presets share one ``theta`` (1e4) so that an ablation changes the encoding and nothing else;
-released models use 1e6 (Qwen2-VL) or 5e6 (Qwen3-VL), which matter only at contexts far longer
-than minivlm's. Override it with ``get_variant("mrope", theta=1e6)``.
+Every preset starts at the textbook base ``theta = 1e4`` (:data:`DEFAULT_THETA`); released
+models use 1e6 (Qwen2-VL) or 5e6 (Qwen3-VL), which matter only at contexts far longer than
+minivlm's. Override it with ``get_variant("mrope", theta=1e6)``. The model's
+:class:`~minivlm.model.RopeConfig` sets one base for every layer (its default measured for
+the synthetic tasks' small grids), so that an ablation changes the encoding and nothing else.
 """
 
 from __future__ import annotations
