@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,58 +30,25 @@ EXPORT_WEIGHTS, EXPORT_CONFIG = "model.safetensors", "config.json"  # the files 
 WEIGHT_CHOICES = ("last", "best", "export")  # which weights of a run evaluation loads
 
 
-@dataclass(frozen=True)
 class RunFolder:
-    """The files of one run, below ``root``."""
+    """The files of one run, below ``root`` (see the module docstring for what each holds)."""
 
-    root: Path
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.checkpoints = self.root / "checkpoints"
+        self.config = self.checkpoints / "config.yaml"
+        self.tokenizer_dir = self.checkpoints
+        self.baselines = self.checkpoints / "baselines.json"
+        self.last_checkpoint = self.checkpoints / "last.ckpt"
+        self.logs = self.root / "logs"
+        self.final_eval = self.root / "final_eval.json"
+        self.export = self.root / "export"
+        self.evaluation_json = self.root / "evaluation.json"
+        self.evaluation_csv = self.root / "evaluation.csv"
+        self.predictions = self.root / "predictions.jsonl"
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def config(self) -> Path:
-        return self.checkpoints / "config.yaml"
-
-    @property
-    def tokenizer_dir(self) -> Path:
-        return self.checkpoints
-
-    @property
-    def baselines(self) -> Path:
-        return self.checkpoints / "baselines.json"
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.checkpoints / "last.ckpt"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def final_eval(self) -> Path:
-        return self.root / "final_eval.json"
-
-    @property
-    def export(self) -> Path:
-        return self.root / "export"
-
-    @property
-    def evaluation_json(self) -> Path:
-        return self.root / "evaluation.json"
-
-    @property
-    def evaluation_csv(self) -> Path:
-        return self.root / "evaluation.csv"
-
-    @property
-    def predictions(self) -> Path:
-        return self.root / "predictions.jsonl"
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.root)!r})"
 
     def is_run(self) -> bool:
         return self.config.is_file()
