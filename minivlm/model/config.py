@@ -63,10 +63,15 @@ class RopeConfig:
                                         # tokens of a synthetic image side; real data: raise it (1e6)
     options: dict[str, Any] = field(default_factory=dict)  # design options, e.g. {"alpha": 0.5}; an
                                         # option left out or None takes the design's default
+    scaling: dict[str, Any] | None = None  # RoPE scaling for longer sequences, e.g. {"type": "yarn", "factor": 3,
+                                        # "original_max_position": 64} (minivlm/rope/scaling.py); None: none.
+                                        # It has no weights: set it when evaluating a trained run too
 
     def __post_init__(self) -> None:
-        # The Hydra schema lists every design's options as None (minivlm/train/config_store.py).
+        # The Hydra schema lists every design option and scaling key as None (minivlm/train/config_store.py).
         self.options = {key: value for key, value in dict(self.options).items() if value is not None}
+        scaling = {key: value for key, value in dict(self.scaling or {}).items() if value is not None}
+        self.scaling = scaling if scaling.get("type") is not None else None
 
     @property
     def label(self) -> str:
@@ -155,7 +160,7 @@ class ModelConfig:
         rope = self.rope
         schedule = make_schedule(rope.schedule if isinstance(rope.schedule, str) else list(rope.schedule),
                                  self.lm_layers, variant=rope.variant, partner=rope.partner,
-                                 theta=rope.theta, options=rope.options)
+                                 theta=rope.theta, options=rope.options, scaling=rope.scaling)
         schedule.check_head_dim(self.lm_head_dim)
         return schedule
 

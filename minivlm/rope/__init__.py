@@ -9,6 +9,7 @@ Read the modules in this order to learn the field:
 5. :mod:`~minivlm.rope.rotary`: cos/sin tables and the rotation itself.
 6. :mod:`~minivlm.rope.variants` and :mod:`~minivlm.rope.schedule`: named presets, per-layer mixes.
 7. :mod:`~minivlm.rope.ptd`: the Per-Token Distance metric of cross-modal positional bias.
+8. :mod:`~minivlm.rope.scaling`: linear, NTK-aware and YaRN scaling for longer sequences.
 
 The maths follows ``minivlm/SPEC.md`` exactly; the tests pin its golden values.
 """
@@ -18,14 +19,16 @@ from minivlm.rope.circle import circle_offsets
 from minivlm.rope.positions import DESIGNS, build_positions, next_position, position_ids
 from minivlm.rope.ptd import ptd
 from minivlm.rope.rotary import apply_rotary, inverse_frequencies, rotary_cos_sin, rotate_half
+from minivlm.rope.scaling import SCALING_TYPES, RopeScaling, scaled_inverse_frequencies
 from minivlm.rope.schedule import SCHEDULES, RopeSchedule, make_schedule
 from minivlm.rope.segments import Segment, TextSegment, VisionSegment, sequence_length, vision_mask
 from minivlm.rope.variants import DEFAULT_THETA, PRESETS, RopeVariant, get_variant
 
 __all__ = [
-    "ALLOCATIONS", "DEFAULT_THETA", "DESIGNS", "PRESETS", "SCHEDULES",
-    "RopeSchedule", "RopeVariant", "Segment", "TextSegment", "VisionSegment",
+    "ALLOCATIONS", "DEFAULT_THETA", "DESIGNS", "PRESETS", "SCALING_TYPES", "SCHEDULES",
+    "RopeScaling", "RopeSchedule", "RopeVariant", "Segment", "TextSegment", "VisionSegment",
     "apply_rotary", "axis_string", "build_positions", "circle_offsets", "default_sections",
     "get_variant", "inverse_frequencies", "make_schedule", "next_position", "pair_axes",
-    "position_ids", "ptd", "rotary_cos_sin", "rotate_half", "sequence_length", "vision_mask",
+    "position_ids", "ptd", "rotary_cos_sin", "rotate_half", "scaled_inverse_frequencies", "sequence_length",
+    "vision_mask",
 ]

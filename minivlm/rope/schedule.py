@@ -96,6 +96,7 @@ def make_schedule(
     partner: str = "mrope",
     theta: float | None = None,
     options: Mapping[str, Any] | None = None,
+    scaling: Mapping[str, Any] | None = None,
 ) -> RopeSchedule:
     """Build a schedule from names.
 
@@ -108,6 +109,7 @@ def make_schedule(
         theta: overrides every variant's base when given.
         options: design options (e.g. ``{"alpha": 0.3, "radius": "auto"}``), each applied to the
             variants whose design accepts it; an option no variant accepts is an error.
+        scaling: a RoPE scaling for extrapolation applied to every layer (:mod:`minivlm.rope.scaling`).
     """
     if not isinstance(num_layers, int) or num_layers < 1:
         raise ValueError(f"a rope schedule needs a positive number of layers, got {num_layers!r}.")
@@ -130,7 +132,7 @@ def make_schedule(
 
     def build(name: str) -> RopeVariant:
         own = {k: v for k, v in options.items() if k in DESIGN_DEFAULTS[PRESETS[name].design]}
-        return get_variant(name, theta=theta, options=own)
+        return get_variant(name, theta=theta, options=own, scaling=scaling)
 
     built = {name: build(name) for name in set(names)}
     return RopeSchedule(tuple(built[name] for name in names))

@@ -29,6 +29,7 @@ import torch
 from minivlm.rope.allocation import ALLOCATIONS, pair_axes
 from minivlm.rope.positions import build_positions, resolve_design_options
 from minivlm.rope.rotary import rotary_cos_sin
+from minivlm.rope.scaling import RopeScaling
 from minivlm.rope.segments import Segment
 
 DEFAULT_THETA = 10_000.0
@@ -45,6 +46,8 @@ class RopeVariant:
         theta: RoPE base.
         sections: pairs per axis ``(t, h, w)``; None scales the allocation's default to the head.
         options: the design's options (a mapping is accepted; defaults are filled in).
+        scaling: a RoPE scaling for extrapolation (a dict is accepted, see :mod:`minivlm.rope.scaling`);
+            None for none.
     """
 
     name: str
@@ -53,6 +56,7 @@ class RopeVariant:
     theta: float = DEFAULT_THETA
     sections: tuple[int, int, int] | None = None
     options: tuple[tuple[str, Any], ...] = field(default=())
+    scaling: RopeScaling | None = None
 
     def __post_init__(self) -> None:
         if self.allocation not in ALLOCATIONS:
@@ -65,6 +69,7 @@ class RopeVariant:
         if self.sections is not None:
             object.__setattr__(self, "sections", tuple(int(s) for s in self.sections))
         object.__setattr__(self, "theta", float(self.theta))
+        object.__setattr__(self, "scaling", RopeScaling.of(self.scaling))
 
     @property
     def design_key(self) -> str:
@@ -84,7 +89,7 @@ class RopeVariant:
 
     def cos_sin(self, ids: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
         """cos/sin ``(..., L, head_dim)`` for ids ``(..., 3, L)``."""
-        return rotary_cos_sin(ids, head_dim, self.theta, self.allocation, self.sections)
+        return rotary_cos_sin(ids, head_dim, self.theta, self.allocation, self.sections, self.scaling)
 
     def check_head_dim(self, head_dim: int) -> None:
         """Raise ValueError now if this variant cannot be used with ``head_dim``."""
@@ -106,7 +111,8 @@ PRESETS: dict[str, RopeVariant] = {
 
 
 def get_variant(name: str, theta: float | None = None, sections: tuple[int, int, int] | None = None,
-                options: Mapping[str, Any] | None = None) -> RopeVariant:
+                options: Mapping[str, Any] | None = None,
+                scaling: Mapping[str, Any] | RopeScaling | None = None) -> RopeVariant:
     """A preset by name, with optional overrides (options are merged into the preset's)."""
     if name not in PRESETS:
         raise ValueError(f"unknown rope preset {name!r}; valid presets: {', '.join(PRESETS)}.")
@@ -116,5 +122,6 @@ def get_variant(name: str, theta: float | None = None, sections: tuple[int, int,
         theta=preset.theta if theta is None else theta,
         sections=preset.sections if sections is None else tuple(sections),
         options=tuple({**dict(preset.options), **dict(options or {})}.items()),
+        scaling=preset.scaling if scaling is None else scaling,
     )
 

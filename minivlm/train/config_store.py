@@ -18,6 +18,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from minivlm.model import ModelConfig, RopeConfig
+from minivlm.rope import RopeScaling
 from minivlm.rope.positions import DESIGN_DEFAULTS
 
 # ModelConfig fields a run sets from elsewhere: the tokenizer's vocabulary and special-token ids,
@@ -36,9 +37,11 @@ def dataclass_defaults(cls: type, exclude: tuple[str, ...] = ()) -> dict[str, An
 
 
 def rope_schema() -> dict[str, Any]:
-    """RopeConfig's defaults with every design's options listed as None (the design's default)."""
+    """RopeConfig's defaults with every design's options and every scaling key listed as None (the
+    design's default; no scaling while ``type`` is None), so each can be set on the command line."""
     options = {key: None for design in DESIGN_DEFAULTS.values() for key in design}
-    return {**dataclass_defaults(RopeConfig), "options": options}
+    scaling = {item.name: None for item in fields(RopeScaling)}
+    return {**dataclass_defaults(RopeConfig), "options": options, "scaling": scaling}
 
 
 def register_configs() -> None:
