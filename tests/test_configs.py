@@ -51,9 +51,10 @@ def test_every_design_option_can_be_overridden_on_the_command_line(tokenizer):
 
 
 # data config -> (tasks it trains and validates, TaskConfig overrides, curriculum stages)
-SINGLE_TASKS = {task: ([task], {}, 0) for task in TASKS}
+SINGLE_TASKS = {task: ([task], {}, 0) for task in TASKS if task in stems("data")}
 DATA = {**SINGLE_TASKS, "mix": (MIXES["default"], {}, 0), "position": (MIXES["position"], {}, 0),
-        "video": (MIXES["video"], {}, 0), "recipe": (["grounding"], {"objects": (1, 3)}, 2)}
+        "video": (MIXES["video"], {}, 0), "clips": (MIXES["clips"], {}, 0),
+        "recipe": (["grounding"], {"objects": (1, 3)}, 2)}
 
 
 def test_every_data_config_is_listed():

@@ -15,7 +15,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import minivlm.evaluation.evaluate as evaluate
-from minivlm.data.tasks import TASKS
+from minivlm.data.tasks import MIXES
 from minivlm.evaluation.evaluate import Settings, answer_split, evaluate_path, load_config, load_model, summarise_split
 from minivlm.evaluation.targets import resolve_target
 from minivlm.evaluation.tolerance import parse_cell
@@ -28,6 +28,7 @@ TINY = ["model.lm_dim=64", "model.lm_heads=1", "model.lm_kv_heads=1", "model.vit
         "data.final_eval_per_task=1", "logging.tensorboard=false", "trainer.enable_progress_bar=false",
         "name=tiny-test", "data=mix"]  # every task, shipped sets
 FAST = Settings(per_task=1, num_workers=0)
+MIXED = list(MIXES["default"])  # the tasks of data=mix
 
 
 def tiny_config():
@@ -67,7 +68,7 @@ def oracle_run(tmp_path_factory):
 
 def test_true_answers_score_one_on_every_task(oracle_run):
     scores = summarise_split(answer_split(oracle_run, Oracle(oracle_run.tokenizer, lambda answer: answer), "val", 2))
-    assert set(scores) == set(TASKS)
+    assert set(scores) == set(MIXED)
     assert all(values == {"n": 2, "exact": 1.0, "near": 1.0, "valid": 1.0} for values in scores.values())
 
 
@@ -91,14 +92,14 @@ def test_run_folder_scores_match_training_final_eval(trained_run):
     final = json.loads((trained_run / "final_eval.json").read_text())
     assert {task: v["exact"] for task, v in result["scores"]["val"].items()} == final["accuracy"]
     assert set(result["scores"]) == {"val", "extrapolate"}
-    assert all(set(tasks) == set(TASKS) for tasks in result["scores"].values())
+    assert all(set(tasks) == set(MIXED) for tasks in result["scores"].values())
     assert all(v["n"] == 1 and v["exact"] <= v["near"] for tasks in result["scores"].values() for v in tasks.values())
     assert (result["step"], result["finished"], result["config"]["rope"]) == (2, True, "mrope_interleaved")
     assert json.loads((trained_run / "evaluation.json").read_text()) == result
-    assert len((trained_run / "evaluation.csv").read_text().splitlines()) == 1 + 2 * len(TASKS)
+    assert len((trained_run / "evaluation.csv").read_text().splitlines()) == 1 + 2 * len(MIXED)
     answers = [json.loads(line) for line in (trained_run / "predictions.jsonl").read_text().splitlines()]
     assert sorted((a["split"], a["task"]) for a in answers) == sorted(
-        (split, task) for split in ("val", "extrapolate") for task in TASKS)  # one sample per task and split
+        (split, task) for split in ("val", "extrapolate") for task in MIXED)  # one sample per task and split
     assert all(result["scores"][a["split"]][a["task"]]["exact"] == a["exact"] for a in answers)
 
 
@@ -146,7 +147,7 @@ def test_cli_writes_combined_results(trained_run, tmp_path):
     evaluate.main([str(trained_run), "--per-task", "1", "--workers", "0", "--out", str(out)])
     (result,) = json.loads(out.read_text())["runs"]
     assert result["run"] == "tiny-test" and set(result["scores"]) == {"val", "extrapolate"}
-    assert len(out.with_suffix(".csv").read_text().splitlines()) == 1 + 2 * len(TASKS)
+    assert len(out.with_suffix(".csv").read_text().splitlines()) == 1 + 2 * len(MIXED)
 
 
 @pytest.mark.slow

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from minivlm.data.tasks import TASKS, TaskConfig, generate, split_config
+from minivlm.data.tasks.clips import BACKDROP_RGB
 from minivlm.data.tasks.scene import COLORS
+from minivlm.processing import Processor
 from minivlm.processing.video import group_times, timestamp_text
 
 SAMPLES = 30  # per task and split: every form appears, and the whole file stays around a few seconds
@@ -82,7 +84,33 @@ def expected_answer(task: str, meta: dict) -> str:
         if form == "which":
             return first if frames[first] < frames[second] else second
         return "yes" if frames[first] < frames[second] else "no"
+    if task.startswith("clip_"):
+        return expected_clip_answer(task, scene, query)
     raise AssertionError(f"no checker for task {task}")
+
+
+def clip_groups(scene: dict) -> list[dict]:
+    """One frame per temporal group, after checking that both frames of a group are the same."""
+    frames = scene["frames"]
+    assert all(frames[i] == frames[i + 1] for i in range(0, len(frames), 2)), "a group shows one picture"
+    return frames[::2]
+
+
+def expected_clip_answer(task: str, scene: dict, query: dict) -> str:
+    groups = clip_groups(scene)
+    label = (lambda k: group_timestamp(2 * k, scene)) if query["form"] == "time" else (lambda k: str(k + 1))
+    if task == "clip_when":
+        return label(only([k for k, g in enumerate(groups) if g["color"] == query["color"]]))
+    if task == "clip_what":
+        return only([g["color"] for k, g in enumerate(groups) if k == query["group"]])
+    shown = [(k, g) for k, g in enumerate(groups) if g["color"] is not None]
+    if task in ("clip_first", "clip_gap"):
+        (early, first), (late, _) = shown  # exactly two events
+        return first["color"] if task == "clip_first" else str(late - early - 1)
+    # clip_needle: the one group with the named colour and corner; every other event a look-alike.
+    needle = only([g for _, g in shown if (g["color"], g["corner"]) == (query["color"], query["corner"])])
+    assert all((g["color"] == query["color"]) != (g["corner"] == query["corner"]) for _, g in shown if g is not needle)
+    return needle["backdrop"]
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -108,7 +136,7 @@ def test_answers_are_right_by_construction(task, split):
     assert forms == set(TASKS[task].forms)
 
 
-@pytest.mark.parametrize("task", sorted(TASKS))
+@pytest.mark.parametrize("task", sorted(t for t in TASKS if not t.startswith("clip_")))
 def test_pixels_show_the_scene(task):
     """Each object's centre pixel has its colour; rendering the stored scene gives the same pixels."""
     for index in range(5):
@@ -124,6 +152,39 @@ def test_pixels_show_the_scene(task):
                 assert tuple(pixels[obj["y"], obj["x"]]) == COLORS[obj["color"]]
         redrawn = TASKS[task].render(scene)
         assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(media, redrawn, strict=True))
+
+
+@pytest.mark.parametrize("task", sorted(t for t in TASKS if t.startswith("clip_")))
+def test_clip_pixels_show_each_group(task):
+    """A clip frame is its backdrop with the square, if any, filling the named corner's patch."""
+    for index in range(5):
+        sample = generate(task, index, "val")
+        scene = sample["meta"]["scene"]
+        for image, frame in zip(sample["videos"][0]["frames"], scene["frames"], strict=True):
+            pixels, half = np.asarray(image), scene["width"] // 2
+            corners = {"top left": (0, 0), "top right": (0, 1), "bottom left": (1, 0), "bottom right": (1, 1)}
+            for corner, (row, col) in corners.items():
+                centre = tuple(pixels[row * half + half // 2, col * half + half // 2])
+                if corner == frame["corner"]:
+                    assert centre == COLORS[frame["color"]]
+                else:
+                    assert centre == BACKDROP_RGB[frame["backdrop"]]
+
+
+def test_clip_needle_distractors_are_periodic_and_the_depth_is_kept():
+    config = split_config("train", frames=(32, 32), distractor_period=4, depth=(0.5, 0.5))
+    for index in range(10):
+        meta = generate("clip_needle", index, "train", config=config)["meta"]
+        groups, needle = clip_groups(meta["scene"]), meta["query"]["group"]
+        assert needle == round(0.5 * 15)
+        events = [k for k, g in enumerate(groups) if g["color"] is not None and k != needle]
+        assert events and {k % 4 for k in events} == {events[0] % 4} and all(b - a in (4, 8) for a, b in zip(events, events[1:]))
+
+
+def test_clips_cost_one_token_per_group_at_16_px(processor):
+    sample = generate("clip_first", 0, "val", config=split_config("val", frames=(32, 32)))
+    encoded = Processor(processor.tokenizer, patch_size=8, min_pixels=256, video_layout="absolute_time")(sample)
+    assert encoded["vision_grid"].tolist() == [[16, 2, 2]]  # 16 groups of 2x2 patches: 16 merged tokens
 
 
 def test_sample_schema():

@@ -9,13 +9,28 @@ A sample is a pure function of (task, index, split, seed, config), see core.py.
 
 from __future__ import annotations
 
-from minivlm.data.tasks import attribute_at, compare, count, grounding, needle, order, relation
+from minivlm.data.tasks import (
+    attribute_at,
+    clip_first,
+    clip_gap,
+    clip_needle,
+    clip_what,
+    clip_when,
+    compare,
+    count,
+    grounding,
+    needle,
+    order,
+    relation,
+)
 from minivlm.data.tasks.config import SPLITS, TaskConfig, split_config
 from minivlm.data.tasks.core import Problem, Task, generate_sample, pose_problem
 from minivlm.data.tasks.mix import MIXES, choose_task, resolve_mix
 
 TASKS: dict[str, Task] = {
-    module.TASK.name: module.TASK for module in (grounding, attribute_at, relation, count, compare, needle, order)
+    module.TASK.name: module.TASK
+    for module in (grounding, attribute_at, relation, count, compare, needle, order,
+                   clip_when, clip_what, clip_first, clip_gap, clip_needle)
 }
 
 

@@ -31,6 +31,8 @@ class TaskConfig:
     fps: float = 1.0  # frames per second of the given frames (timestamps: frame i at i / fps)
     distractor_period: int = 3  # needle: a look-alike frame every this many temporal groups
     form: str | None = None  # question form; None draws one of the task's forms per sample
+    clip_size: int = 16  # side of a clip_* frame in px: 16 = one merged LLM token per temporal group, 32 = four
+    depth: tuple[float, float] = (0.0, 1.0)  # clip_needle: where the needle sits, a fraction of the clip
 
     def __post_init__(self) -> None:
         for name in ("image_size", "objects", "frames"):
@@ -58,6 +60,12 @@ class TaskConfig:
             )
         if self.frame_size < 32 or self.distractor_period < 2:
             raise ValueError("TaskConfig needs frame_size >= 32 and distractor_period >= 2")
+        if self.clip_size < SIZE_STEP or self.clip_size % SIZE_STEP:
+            raise ValueError(f"TaskConfig.clip_size={self.clip_size}: use a multiple of {SIZE_STEP} px (16: one "
+                             "merged token per temporal group)")
+        if not 0 <= self.depth[0] <= self.depth[1] <= 1:
+            raise ValueError(f"TaskConfig.depth={self.depth} must be a (min, max) fraction of the clip, "
+                             "0 <= min <= max <= 1")
         if not 0 < self.fps <= 10:
             raise ValueError(
                 f"TaskConfig.fps={self.fps}: use 0 < fps <= 10, so that consecutive temporal groups "

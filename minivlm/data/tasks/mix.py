@@ -20,6 +20,7 @@ MIXES: dict[str, dict[str, float]] = {
     "images": {"grounding": 1.0, "attribute_at": 1.0, "relation": 1.0, "count": 1.0, "compare": 1.0},
     "position": {"grounding": 1.0, "attribute_at": 1.0, "relation": 1.0},
     "video": {"needle": 1.0, "order": 1.0},
+    "clips": {"clip_when": 1.0, "clip_what": 1.0, "clip_first": 1.0, "clip_gap": 1.0, "clip_needle": 1.0},
 }
 
 
