@@ -9,7 +9,8 @@ other than -100), computing the output head only where there is a target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -105,6 +106,15 @@ class VLM(nn.Module):
             loss = F.cross_entropy(self.lm.head(hidden[:, :-1][answer]).float(), targets[answer])
         logits = self.lm.head(hidden).float() if return_logits else None
         return VLMOutput(loss, logits, hidden)
+
+    def with_rope_scaling(self, scaling: dict[str, Any] | None) -> VLM:
+        """These weights under another RoPE scaling (a scaling has no weights; SPEC.md section 8), in eval mode."""
+        config = replace(self.config, rope=replace(self.config.rope, scaling=scaling))
+        parameter = next(self.parameters())
+        with torch.device(parameter.device):
+            model = VLM(config)
+        model.load_state_dict(self.state_dict())
+        return model.to(parameter.dtype).eval()
 
     def generate(self, batch: Batch, max_new_tokens: int, eos_token_id: int | None = None,
                  temperature: float = 0.0, top_k: int | None = None, generator: torch.Generator | None = None,

@@ -1,0 +1,65 @@
+"""Temporal extrapolation: scaled copies of a trained model, the length x depth grid, resuming, the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from train_helpers import compose_config, single_thread  # noqa: F401 (autouse fixture)
+
+import minivlm.evaluation.extrapolation as extrapolation
+from minivlm.evaluation.extrapolation import Grid, measure_run
+from minivlm.evaluation.extrapolation_report import write_report
+from minivlm.evaluation.targets import resolve_target
+from minivlm.rope import rotary_cos_sin
+from minivlm.scoring import Answer
+from minivlm.train.run import build_run, train
+
+CLIPS = ("data=clips", "data.video_layout=absolute_time", "data.task={frames: [4, 8]}")
+
+
+def test_a_scaled_copy_has_the_same_weights_and_scaled_tables(tmp_path):
+    model = build_run(compose_config(*CLIPS), tmp_path).module.model.eval()
+    same = model.with_rope_scaling(None)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), same.state_dict().values(), strict=True))
+    scaling = {"type": "yarn", "factor": 2.0, "original_max_position": 16}
+    scaled = model.with_rope_scaling(scaling)
+    assert scaled.config.rope.scaling == scaling and model.config.rope.scaling is None
+    ids = torch.arange(6.0).expand(1, 3, 6)
+    variant = scaled.lm.schedule.layers[0]
+    (cos, _), = scaled.lm.rope_tables({variant.design_key: ids}).values()
+    expected, _ = rotary_cos_sin(ids, model.config.lm_head_dim, variant.theta, variant.allocation, scaling=scaling)
+    assert torch.equal(cos[:, 0], expected)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs") / "clips"
+    train(compose_config(*CLIPS, "steps=1", "eval_every=1"), folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_every_cell_is_measured_once_and_the_grid_resumes(trained, monkeypatch, tmp_path):
+    grid = Grid(tasks=("clip_needle", "clip_first"), groups=(4, 8), depths=(0.0, 1.0), factors=(1.0, 2.0), per_cell=2)
+    result = measure_run(resolve_target(trained), grid)
+    cells = {(r["task"], r["groups"], r["depth"], r["factor"]) for r in result["records"]}
+    # clip_needle at every depth, the other tasks at one: (2 depths + 1) x 2 lengths x 2 factors.
+    assert len(cells) == len(result["records"]) == 12 and all(r["n"] == 2 for r in result["records"])
+    assert (result["rope"], result["layout"]) == ("mrope_interleaved", "absolute_time")
+    stored = json.loads((trained / "extrapolation.json").read_text())
+    assert stored["settings"]["original_max_position"] > 8  # measured from the 4-group prompts
+    calls = []
+
+    def fake_answers(model, loader, tokenizer, max_new_tokens):
+        calls.append(loader.dataset.keys[0])
+        return [Answer(f"x{i}", task, "grey", "grey") for i, (task, _) in enumerate(loader.dataset.keys)]
+
+    monkeypatch.setattr(extrapolation, "answer_prompts", fake_answers)
+    again = measure_run(resolve_target(trained), Grid(**{**grid.__dict__, "groups": (4, 8, 16)}))
+    assert len(calls) == 6 and len(again["records"]) == 18  # only the new length was measured
+    written = write_report([again], Grid(**{**grid.__dict__, "groups": (4, 8, 16)}), tmp_path / "report", "cmd")
+    assert {path.name for path in written} >= {"extrapolation.md", "extrapolation.csv", "length_clip_needle.png",
+                                               "vniah_map_factor1.png", "vniah_map_factor2.png"}
+    assert "| mrope_interleaved | absolute_time | 1 |" in (tmp_path / "report" / "extrapolation.md").read_text()
