@@ -7,6 +7,7 @@ import pytest
 
 from minivlm.data.tasks import TASKS, TaskConfig, generate, split_config
 from minivlm.data.tasks.clips import BACKDROP_RGB
+from minivlm.data.tasks.core import parse_sample_id
 from minivlm.data.tasks.scene import COLORS
 from minivlm.processing import Processor
 from minivlm.processing.video import group_times, timestamp_text
@@ -107,9 +108,14 @@ def expected_clip_answer(task: str, scene: dict, query: dict) -> str:
     if task in ("clip_first", "clip_gap"):
         (early, first), (late, _) = shown  # exactly two events
         return first["color"] if task == "clip_first" else str(late - early - 1)
-    # clip_needle: the one group with the named colour and corner; every other event a look-alike.
-    needle = only([g for _, g in shown if (g["color"], g["corner"]) == (query["color"], query["corner"])])
-    assert all((g["color"] == query["color"]) != (g["corner"] == query["corner"]) for _, g in shown if g is not needle)
+    # clip_needle: the one group with the named colour (and corner); every other event a look-alike.
+    named = ("color",) if query["form"] == "color" else ("color", "corner")
+    needle = only([g for _, g in shown if all(g[key] == query[key] for key in named)])
+    for _, g in shown:
+        if g is not needle and query["form"] == "color":  # alike in all but the colour the question names
+            assert g["color"] != query["color"] and g["corner"] == query["corner"]
+        elif g is not needle:  # shares exactly one of colour and corner
+            assert (g["color"] == query["color"]) != (g["corner"] == query["corner"])
     return needle["backdrop"]
 
 
@@ -185,6 +191,11 @@ def test_clips_cost_one_token_per_group_at_16_px(processor):
     sample = generate("clip_first", 0, "val", config=split_config("val", frames=(32, 32)))
     encoded = Processor(processor.tokenizer, patch_size=8, min_pixels=256, video_layout="absolute_time")(sample)
     assert encoded["vision_grid"].tolist() == [[16, 2, 2]]  # 16 groups of 2x2 patches: 16 merged tokens
+
+
+def test_sample_ids_name_where_a_sample_comes_from():
+    sample = generate("clip_gap", 7, "val", seed=2)
+    assert parse_sample_id(sample["id"]) == ("clip_gap", "val", 2, 7)
 
 
 def test_sample_schema():

@@ -4,11 +4,16 @@ VideoRoPE (arXiv 2502.05173, section 4.1) extends the video needle-in-a-haystack
 with distractors similar to the needle inserted at periodic positions (V-NIAH-D), because a
 temporal encoding whose frequencies wrap around can confuse groups a period apart. Here the
 needle is a square of one colour in one corner, standing on a backdrop; every
-``distractor_period`` groups from a random phase a look-alike shares exactly one of the needle's
-colour and corner (on a random backdrop); the other groups are blank. The question names the
-needle by colour and corner and asks for its backdrop, so the answer needs the needle itself and
-no time: what the clip's length and the needle's depth (``TaskConfig.depth``, a fraction of the
-clip) change is only how far the LM has to look, which is what extrapolation tests.
+``distractor_period`` groups from a random phase stands a look-alike (on a random backdrop); the
+other groups are blank. The question asks for the needle's backdrop, so the answer needs the
+needle itself and no time: what the clip's length and the needle's depth (``TaskConfig.depth``, a
+fraction of the clip) change is only how far the LM has to look, which is what extrapolation tests.
+
+- form ``color``: the question names the needle's colour; every look-alike is a square in the
+  needle's corner in another colour, alike in all but what the question asks for.
+- form ``conjunction``: the question names colour and corner; a look-alike shares exactly one of
+  the two, so neither alone finds the needle (a binding the tiny model learns far more slowly,
+  results/ablation_temporal/README.md).
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ from minivlm.data.tasks.config import TaskConfig
 from minivlm.data.tasks.core import Problem, Task
 from minivlm.data.tasks.scene import COLOR_NAMES, coin, pick, randint
 
-FORMS = ("backdrop",)
+FORMS = ("color", "conjunction")
 
 
-def look_alike(rng: np.random.Generator, color: str, corner: str) -> tuple[str, str]:
-    """A (colour, corner) pair sharing exactly one of the two with the needle's."""
-    if coin(rng):
+def look_alike(rng: np.random.Generator, color: str, corner: str, form: str) -> tuple[str, str]:
+    """A (colour, corner) pair that the question of ``form`` does not name (see the module docstring)."""
+    if form == "conjunction" and coin(rng):
         return color, pick(rng, [c for c in CORNERS if c != corner])
     return pick(rng, [c for c in COLOR_NAMES if c != color]), corner
 
@@ -40,9 +45,10 @@ def pose(rng: np.random.Generator, config: TaskConfig, form: str) -> Problem:
     phase = randint(rng, 0, config.distractor_period - 1)
     for index in range(phase, count, config.distractor_period):
         if index != needle:
-            groups[index] = group(*look_alike(rng, color, corner), pick(rng, tuple(BACKDROPS)))
+            groups[index] = group(*look_alike(rng, color, corner, form), pick(rng, tuple(BACKDROPS)))
     groups[needle] = group(color, corner, backdrop)
-    question = f"What is the backdrop of the {color} square in the {corner} corner?"
+    named = f"{color} square" if form == "color" else f"{color} square in the {corner} corner"
+    question = f"What is the backdrop of the {named}?"
     query = {"form": form, "color": color, "corner": corner, "group": needle, "depth": needle / max(1, count - 1)}
     return Problem(clip_scene(groups, config), query, question, backdrop, tuple(BACKDROPS))
 

@@ -116,4 +116,15 @@ def generate_sample(
     """Sample `index` of the (task, split, seed) stream, in the sample schema."""
     problem = pose_problem(task, index, split, seed, config)
     provenance = {"split": split, "seed": seed, "index": index}
-    return make_sample(task, problem, f"{task.name}/{split}/{seed}/{index}", provenance)
+    return make_sample(task, problem, sample_id(task.name, split, seed, index), provenance)
+
+
+def sample_id(task: str, split: str, seed: int, index: int) -> str:
+    """The id of a generated sample: ``<task>/<split>/<seed>/<index>``."""
+    return f"{task}/{split}/{seed}/{index}"
+
+
+def parse_sample_id(name: str) -> tuple[str, str, int, int]:
+    """``(task, split, seed, index)`` of a generated sample's id (see :func:`sample_id`)."""
+    task, split, seed, index = name.split("/")
+    return task, split, int(seed), int(index)
