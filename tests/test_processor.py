@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from minivlm.processing import Processor
+from minivlm.processing import Processor, SampleError
 from minivlm.schema import IGNORE_INDEX
 from minivlm.rope import PRESETS, TextSegment, VisionSegment, get_variant
 from minivlm.tokenizer import BPETokenizer
@@ -157,7 +157,40 @@ def test_bad_samples_raise_naming_the_sample(tokenizer, sample, options, message
     assert str(error.value).startswith("sample 'count/train/0/7': ")
 
 
+def with_fields(**fields) -> dict:
+    return {**chat(QUESTION), **fields}
+
+
+@pytest.mark.parametrize("sample, reason, message", [
+    (with_fields(images="a.png"), "malformed sample", "'images' must be a list"),
+    (with_fields(videos=[{"fps": 2.0}]), "malformed sample", "'videos' must be a list of"),
+    (with_fields(answer=3), "malformed sample", "'answer' must be a string"),
+    (with_fields(messages=[]), "bad conversation", "messages must be a non-empty list"),
+    (with_fields(messages="hello"), "bad conversation", "messages must be a non-empty list"),
+    (with_fields(messages=[{"role": "user"}, "hi"]), "bad conversation", "message 1 must be a dict"),
+    (with_fields(messages=[{"role": "user", "content": [{"type": "text", "text": 7}]}]), "bad conversation",
+     "text part without a string"),
+    (with_fields(messages=[{"role": "user", "content": "Q?"}]), "bad conversation", "no assistant turn"),
+    (chat(IMAGE, images=[{"path": 12}]), "bad image", "image path 12 is not a file"),
+    (chat(VIDEO, videos=[{"frames": [image(64, 64), image(64, 48)], "fps": 2.0}]), "bad video",
+     "video frame 1 is 64x48 pixels but frame 0 is 64x64"),
+    (chat(VIDEO, videos=[{"frames": [image(64, 64)], "fps": float("inf")}]), "bad video", "positive finite"),
+    (chat(VIDEO, videos=[{"frames": [image(64, 64)], "fps": "2"}]), "bad video", "positive finite"),
+])
+def test_malformed_samples_are_value_errors_with_a_reason(tokenizer, sample, reason, message):
+    with pytest.raises(SampleError, match=message) as error:
+        Processor(tokenizer)(sample)
+    assert error.value.reason == reason and str(error.value).startswith("sample 'count/train/0/7': ")
+
+
+def test_a_prompt_needs_no_assistant_turn(tokenizer):
+    prompt = Processor(tokenizer)(with_fields(messages=[{"role": "user", "content": "Q?"}]), prompt_only=True)
+    assert tokenizer.decode(prompt["input_ids"][-3:].tolist()) == "<|im_start|>assistant\n"
+
+
 def test_bad_config_raises(tokenizer):
+    with pytest.raises(ValueError, match="fps must be a positive finite number"):
+        Processor(tokenizer, fps=float("inf"))
     with pytest.raises(ValueError, match="video_layout"):
         Processor(tokenizer, video_layout="frames")
     with pytest.raises(ValueError, match="min_pixels <= max_pixels"):

@@ -49,6 +49,15 @@ def _from_array(array: np.ndarray) -> Image.Image:
     )
 
 
+def _read_file(path: object) -> bytes:
+    """The bytes of an image dict's ``path`` (none: no bytes, reported as an empty image)."""
+    if not path:
+        return b""
+    if not isinstance(path, (str, Path)) or not Path(path).is_file():
+        raise ValueError(f"image path {path!r:.120} is not a file; give the image's bytes or an existing path.")
+    return Path(path).read_bytes()
+
+
 def load_rgb(image: ImageInput) -> Image.Image:
     """An 8-bit RGB PIL image from any supported input (see :data:`ImageInput`).
 
@@ -56,8 +65,7 @@ def load_rgb(image: ImageInput) -> Image.Image:
         ValueError: empty or corrupt data, an empty image, a wrong channel count, a high bit depth.
     """
     if isinstance(image, dict):
-        path = image.get("path")
-        image = image.get("bytes") or (Path(path).read_bytes() if path else b"")
+        image = image.get("bytes") or _read_file(image.get("path"))
     if isinstance(image, (bytes, bytearray)):
         image = _decode(image)
     elif isinstance(image, np.ndarray):

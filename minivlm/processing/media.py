@@ -15,6 +15,8 @@ in one of two ways (SPEC.md section 3):
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -67,8 +69,8 @@ class VisionSpec:
             raise ValueError(f"processor mean/std need 3 values each, std positive; got {self.mean}, {self.std}.")
         if self.video_layout not in VIDEO_LAYOUTS:
             raise ValueError(f"unknown video_layout {self.video_layout!r}; valid layouts: {', '.join(VIDEO_LAYOUTS)}.")
-        if not self.fps > 0:
-            raise ValueError(f"processor fps must be positive, got {self.fps!r}.")
+        if not (isinstance(self.fps, numbers.Real) and 0 < self.fps < math.inf):
+            raise ValueError(f"processor fps must be a positive finite number, got {self.fps!r}.")
 
     @property
     def factor(self) -> int:
@@ -107,10 +109,18 @@ class EncodedMedia:
 
 
 def _frames_tensor(frames: Sequence[ImageInput], spec: VisionSpec) -> torch.Tensor:
-    """Frames as one normalised ``(T, 3, H, W)`` tensor, all at the first frame's resized size."""
-    first = load_rgb(frames[0])
-    height, width = smart_resize(first.height, first.width, spec.factor, spec.min_pixels, spec.max_pixels)
-    images = [first] + [load_rgb(frame) for frame in frames[1:]]
+    """Frames as one normalised ``(T, 3, H, W)`` tensor, resized together.
+
+    Raises:
+        ValueError: frames of different sizes (resizing them to one would stretch some).
+    """
+    images = [load_rgb(frame) for frame in frames]
+    sizes = [image.size for image in images]
+    if any(size != sizes[0] for size in sizes):
+        index = next(i for i, size in enumerate(sizes) if size != sizes[0])
+        raise ValueError(f"video frame {index} is {sizes[index][0]}x{sizes[index][1]} pixels but frame 0 is "
+                         f"{sizes[0][0]}x{sizes[0][1]}; give every frame of a video the same size.")
+    height, width = smart_resize(images[0].height, images[0].width, spec.factor, spec.min_pixels, spec.max_pixels)
     return torch.stack([normalised_tensor(image, height, width, spec.mean, spec.std) for image in images])
 
 

@@ -4,12 +4,16 @@ It ties the steps of Qwen2-VL's input pipeline (arXiv 2409.12191, section 2.1) t
 and smart-resize each image or frame (:mod:`~minivlm.processing.resize`), cut it into patches in
 merge-window order (:mod:`~minivlm.processing.patches`), lay videos out in time
 (:mod:`~minivlm.processing.media`), and template the conversation with one placeholder per merged
-vision token (:mod:`~minivlm.processing.template`). Every error names the sample it came from.
-Runs on CPU inside DataLoader workers; position ids are built later, by the collator.
+vision token (:mod:`~minivlm.processing.template`). Every error is a :class:`SampleError` (a
+``ValueError``) that names the sample it came from and the kind of fault, so that a real dataset
+can skip and count the samples the processor rejects (:mod:`minivlm.data.adapters`). Runs on CPU
+inside DataLoader workers; position ids are built later, by the collator.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -17,6 +21,35 @@ from minivlm.processing.media import EncodedMedia, VisionSpec, encode_image, enc
 from minivlm.processing.template import render_chat
 from minivlm.schema import EncodedSample, Sample
 from minivlm.tokenizer import BPETokenizer
+
+
+class SampleError(ValueError):
+    """A sample the processor rejects: ``reason`` is the kind of fault (``bad image``, ``bad video``,
+    ``bad conversation``, ``longer than max_seq_len``, ``malformed sample``), the message the details."""
+
+    def __init__(self, sample_id: Any, reason: str, detail: str) -> None:
+        super().__init__(f"sample {sample_id!r}: {detail}")
+        self.reason = reason
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def check_sample(sample: Any) -> None:
+    """The shape of a :class:`~minivlm.schema.Sample` outside its messages (checked by the template)."""
+    if not isinstance(sample, Mapping):
+        raise ValueError(f"a sample must be a dict (minivlm.schema.Sample), got {type(sample).__name__}.")
+    for key in ("id", "task", "answer"):
+        if key in sample and not isinstance(sample[key], str):
+            raise ValueError(f"sample {key!r} must be a string, got {sample[key]!r:.80}.")
+    if "messages" not in sample:
+        raise ValueError("the sample has no 'messages'; give the conversation as a list of messages.")
+    if not _is_list(sample.get("images", [])):
+        raise ValueError(f"'images' must be a list of images, got {type(sample['images']).__name__}.")
+    videos = sample.get("videos", [])
+    if not _is_list(videos) or not all(isinstance(v, Mapping) and _is_list(v.get("frames")) for v in videos):
+        raise ValueError("'videos' must be a list of {'frames': [image, ...], 'fps': number} dicts.")
 
 
 class Processor:
@@ -76,25 +109,27 @@ class Processor:
             ``task`` and ``answer`` carried for the collator.
 
         Raises:
-            ValueError: naming the sample, for any bad image, video, message or length.
+            SampleError: naming the sample, for any bad image, video, message or length.
         """
-        sample_id = sample.get("id", "<no id>")
+        sample_id = sample.get("id", "<no id>") if isinstance(sample, Mapping) else "<no id>"
+        reason = "malformed sample"
         try:
-            return self._encode(sample, prompt_only)
+            check_sample(sample)
+            reason = "bad image"
+            images = [encode_image(image, self.spec) for image in sample.get("images", [])]
+            reason = "bad video"
+            videos = [encode_video(video["frames"], video.get("fps"), self.spec) for video in sample.get("videos", [])]
+            reason = "bad conversation"
+            chat = render_chat(sample["messages"], images, videos, self.tokenizer, prompt_only)
         except ValueError as error:
-            raise ValueError(f"sample {sample_id!r}: {error}") from None
-
-    def _encode(self, sample: Sample, prompt_only: bool) -> EncodedSample:
-        images = [encode_image(image, self.spec) for image in sample.get("images", [])]
-        videos = [encode_video(video["frames"], video["fps"], self.spec) for video in sample.get("videos", [])]
-        chat = render_chat(sample["messages"], images, videos, self.tokenizer, prompt_only)
+            raise SampleError(sample_id, reason, str(error)) from None
         length = chat.input_ids.numel()
         if length > self.max_seq_len:
-            raise ValueError(
+            raise SampleError(sample_id, "longer than max_seq_len", (
                 f"templated sample has {length} tokens, more than max_seq_len={self.max_seq_len}; "
                 "raise max_seq_len (and the model's context), or lower max_pixels or the video fps "
                 "so the media take fewer tokens. Samples are never truncated."
-            )
+            ))
         return {
             "input_ids": chat.input_ids,
             "labels": chat.labels,

@@ -79,6 +79,28 @@ def _parts(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
 
 
+def _check_messages(messages: Any, prompt_only: bool) -> None:
+    """The shape of :class:`minivlm.schema.Sample` ``messages``, so that a malformed conversation is a
+    ValueError here rather than a KeyError or TypeError somewhere inside the template."""
+    if not isinstance(messages, Sequence) or isinstance(messages, str) or not messages:
+        raise ValueError(f"messages must be a non-empty list of {{'role', 'content'}} dicts, got {messages!r:.80}.")
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping) or message.get("role") not in ROLES:
+            raise ValueError(f"message {index} must be a dict whose role is one of {', '.join(ROLES)}, "
+                             f"got {message!r:.80}.")
+        content = message.get("content", [])
+        if isinstance(content, str):
+            continue
+        if not isinstance(content, Sequence) or not all(isinstance(part, Mapping) for part in content):
+            raise ValueError(f"message {index} content must be a string or a list of part dicts, got {content!r:.80}.")
+        for part in content:
+            if part.get("type") == "text" and not isinstance(part.get("text"), str):
+                raise ValueError(f"message {index} has a text part without a string 'text': {part!r:.80}.")
+    if not prompt_only and not any(message["role"] == "assistant" for message in messages):
+        raise ValueError("the conversation has no assistant turn, so it has nothing to train on; end it with the "
+                         "answer as an assistant message (prompts for generation: prompt_only=True).")
+
+
 def _checked_text(text: str) -> str:
     # A special token typed in plain text would add a turn or a placeholder without features.
     found = [token for token in SPECIAL_TOKENS if token in text]
@@ -102,7 +124,12 @@ def render_chat(
         images, videos: encoded media, one per image / video part.
         tokenizer: the BPE tokenizer.
         prompt_only: drop a final assistant turn and end with ``<|im_start|>assistant\\n``.
+
+    Raises:
+        ValueError: malformed messages, no assistant turn to train on (unless ``prompt_only``),
+            media that do not match the parts, special tokens in text.
     """
+    _check_messages(messages, prompt_only)
     wanted = {kind: sum(p.get("type") == kind for m in messages for p in _parts(m)) for kind in ("image", "video")}
     if wanted["image"] != len(images) or wanted["video"] != len(videos):
         raise ValueError(
@@ -119,8 +146,6 @@ def render_chat(
     newline = tokenizer.encode("\n")
     for turn, message in enumerate(messages):
         role = message["role"]
-        if role not in ROLES:
-            raise ValueError(f"unknown message role {role!r}; valid roles: {', '.join(ROLES)}.")
         answer = role == "assistant"
         if turn:
             builder.text(newline)

@@ -14,6 +14,7 @@ into temporal groups of ``temporal_patch`` for the Conv3d. Time enters the LM in
 from __future__ import annotations
 
 import math
+import numbers
 
 
 def sample_frame_indices(num_frames: int, source_fps: float, target_fps: float) -> tuple[list[int], float]:
@@ -27,8 +28,9 @@ def sample_frame_indices(num_frames: int, source_fps: float, target_fps: float) 
     """
     if num_frames < 1:
         raise ValueError("video has no frames; a video needs at least one frame.")
-    if not source_fps > 0 or not target_fps > 0:
-        raise ValueError(f"video fps must be positive, got source {source_fps!r} and target {target_fps!r}.")
+    if not all(isinstance(fps, numbers.Real) and 0 < fps < math.inf for fps in (source_fps, target_fps)):
+        raise ValueError(f"video fps must be positive finite numbers, got source {source_fps!r} and "
+                         f"target {target_fps!r}; give each video's frame rate as 'fps'.")
     if target_fps >= source_fps:
         return list(range(num_frames)), float(source_fps)
     step = source_fps / target_fps
