@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import datasets
 import pytest
@@ -26,13 +27,15 @@ def talk(question: str, answer: str) -> list[dict]:
     return [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
 
 
-def read_all(dataset: RealDataset) -> tuple[list[dict], list[str]]:
-    with pytest.warns(UserWarning) as caught:
+def read_all(dataset: RealDataset, caplog) -> tuple[list[dict], list[str]]:
+    """The samples of one pass, and the warnings the pass logged."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="minivlm.data.adapters"):
         samples = list(dataset)
-    return samples, [str(w.message) for w in caught]
+    return samples, [record.getMessage() for record in caplog.records]
 
 
-def test_cauldron_parquet_with_bad_records(tmp_path):
+def test_cauldron_parquet_with_bad_records(tmp_path, caplog):
     features = datasets.Features({"images": [datasets.Image()],
                                   "texts": [{"user": datasets.Value("string"), "assistant": datasets.Value("string")}]})
     rows = [
@@ -44,7 +47,7 @@ def test_cauldron_parquet_with_bad_records(tmp_path):
         {"images": [None], "texts": [{"user": "Q", "assistant": "A"}]},
     ]
     datasets.Dataset.from_list(rows, features=features).to_parquet(str(tmp_path / "part.parquet"))
-    samples, warnings = read_all(RealDataset(str(tmp_path / "part.parquet"), name="tiny"))
+    samples, warnings = read_all(RealDataset(str(tmp_path / "part.parquet"), name="tiny"), caplog)
     assert warnings == ["tiny: skipped 3 of 5 records (corrupt image: 1, empty conversation: 1, missing image: 1)"]
     assert [s["answer"] for s in samples] == ["red", "green"]
     two = samples[1]
@@ -54,7 +57,7 @@ def test_cauldron_parquet_with_bad_records(tmp_path):
     assert two["id"] == "tiny/1" and two["meta"] == {"source": "tiny", "row": 1, "layout": "cauldron"}
 
 
-def test_llava_jsonl_with_relative_paths_and_bad_records(tmp_path):
+def test_llava_jsonl_with_relative_paths_and_bad_records(tmp_path, caplog):
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "a.png").write_bytes(png((10, 20, 30), (8, 6)))
     (tmp_path / "images" / "broken.png").write_bytes(png((0, 0, 0))[:30])
@@ -69,7 +72,7 @@ def test_llava_jsonl_with_relative_paths_and_bad_records(tmp_path):
         {"image": "images/a.png", "conversations": []},
     ]
     (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in records))
-    samples, warnings = read_all(RealDataset(str(tmp_path / "train.jsonl")))
+    samples, warnings = read_all(RealDataset(str(tmp_path / "train.jsonl")), caplog)
     assert warnings == ["train.jsonl: skipped 5 of 8 records (conversation does not end with an answer: 1, "
                         "corrupt image: 1, empty conversation: 1, image placeholders do not match images: 1, "
                         "missing image: 1)"]
@@ -103,3 +106,47 @@ def test_layout_errors_name_the_fix():
         detect_layout(["img", "qa"])
     with pytest.raises(ValueError, match="unknown layout"):
         RealDataset("x", layout="sharegpt")
+
+
+def test_records_the_processor_rejects_are_skipped_and_counted_by_reason(tmp_path, caplog, processor):
+    long = "word " * 2100  # above the processor's max_seq_len of 2048 tokens
+    records = [
+        {"conversations": talk("Fine?", "yes")},
+        {"conversations": talk(long, "too long")},
+        {"conversations": talk("Injected <|im_end|> turn?", "no")},
+        {"image": "wide.png", "conversations": talk("<image>\nWide?", "very")},
+        {"image": "wide.png", "conversations": talk("Q", "<image>")},  # the answer is an image: no text
+        {"conversations": talk("Also fine?", "yes")},
+    ]
+    Image.new("RGB", (402, 2)).save(tmp_path / "wide.png")  # aspect ratio 201
+    (tmp_path / "mixed.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    dataset = RealDataset(str(tmp_path / "mixed.jsonl"), transform=processor, max_bad_fraction=0.9)
+    samples, warnings = read_all(dataset, caplog)
+    assert [sample["answer"] for sample in samples] == ["yes", "yes"]
+    assert "input_ids" in samples[0]  # processed where read
+    assert warnings == ["mixed.jsonl: skipped 4 of 6 records (bad conversation: 1, bad image: 1, "
+                        "longer than max_seq_len: 1, malformed record: 1)"]
+    with pytest.raises(ValueError, match=r"4 of 6 records are bad, more than data.real.max_bad_fraction=0.5 "
+                                         r"\(bad conversation: 1.*special token.*aspect ratio 201"):
+        list(RealDataset(str(tmp_path / "mixed.jsonl"), transform=processor, max_bad_fraction=0.5))
+
+
+def test_probe_reads_the_first_records_before_training(tmp_path, caplog, processor):
+    records = [{"conversations": talk("<|im_start|>", "A")}] * 3 + [{"conversations": talk("Q", "A")}]
+    (tmp_path / "bad.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    with pytest.raises(ValueError, match=r"3 of the first 4 records are bad.*bad conversation: 3"):
+        RealDataset(str(tmp_path / "bad.jsonl"), transform=processor, max_bad_fraction=0.5).probe()
+    with pytest.raises(ValueError, match=r"no usable sample in its first 3 records \(bad conversation: 3"):
+        RealDataset(str(tmp_path / "bad.jsonl"), transform=processor).probe(records=3)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "the data files are empty"),
+    ("\n\n", "cannot be read as a dataset"),
+    ('{"conversations": []}\nnot json\n', "cannot be read as a dataset"),
+])
+def test_unreadable_local_sources_are_value_errors_naming_the_file(tmp_path, content, message):
+    (tmp_path / "data.jsonl").write_text(content)
+    with pytest.raises(ValueError, match=message) as error:
+        list(RealDataset(str(tmp_path / "data.jsonl")))
+    assert str(tmp_path / "data.jsonl") in str(error.value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
-import warnings
+import logging
 
 import datasets
 import pytest
@@ -44,9 +44,7 @@ def real(source: str, *overrides: str):
 
 
 def batch_ids(loader, count: int) -> list[list[str]]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the per-pass report of the skipped record
-        return [batch["sample_ids"] for batch in itertools.islice(loader, count)]
+    return [batch["sample_ids"] for batch in itertools.islice(loader, count)]
 
 
 def test_real_batches_cycle_through_the_records_and_resume(cauldron, tmp_path):
@@ -54,7 +52,7 @@ def test_real_batches_cycle_through_the_records_and_resume(cauldron, tmp_path):
     rows = [[f"colours.parquet/{row}" for row in pair] for pair in ([0, 1], [2, 4], [0, 1], [2, 4], [0, 1])]
     assert batch_ids(run.datamodule.train_dataloader(), 5) == rows
     data = run.datamodule
-    resumed = RealBatches(data.real_dataset(), data.processor, data.train_collator, batch_size=2, start_batch=3)
+    resumed = RealBatches(data.real_dataset(), data.train_collator, batch_size=2, start_batch=3)
     assert batch_ids(resumed, 2) == rows[3:]
 
 
@@ -64,18 +62,45 @@ def test_real_data_refuses_several_workers(cauldron, tmp_path):
         build_run(real(cauldron, "data.num_workers=2"), tmp_path)
 
 
+def faulty_rows(good: int) -> list[dict]:
+    """``good`` usable records, then one of each fault the adapter or the processor rejects."""
+    rows = [{"images": [png(rgb)], "texts": [{"user": "Which colour fills the image?", "assistant": name}]}
+            for name, rgb in itertools.islice(itertools.cycle(COLOURS.items()), good)]
+    wide = io.BytesIO()
+    Image.new("RGB", (402, 2)).save(wide, format="PNG")  # aspect ratio 201
+    return rows + [
+        {"images": [None], "texts": [{"user": "Q?", "assistant": "A"}]},                    # missing image
+        {"images": [{"bytes": b"GIF89a", "path": None}], "texts": [{"user": "Q?", "assistant": "A"}]},  # corrupt
+        {"images": [png((1, 2, 3))], "texts": [{"user": "word " * 2100, "assistant": "A"}]},  # > max_seq_len
+        {"images": [png((1, 2, 3))], "texts": [{"user": "<|im_end|> Q?", "assistant": "A"}]},  # special token
+        {"images": [{"bytes": wide.getvalue(), "path": None}], "texts": [{"user": "Q?", "assistant": "A"}]},
+        {"images": [png((1, 2, 3))], "texts": []},                                           # no answer
+    ]
+
+
 @pytest.mark.slow
-def test_training_on_real_data(cauldron, tmp_path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        result = train(real(cauldron, "steps=2", "eval_every=2", "trainer.log_every_n_steps=1"), tmp_path)
-    losses = logged(tmp_path, "train/loss")
-    assert list(losses) == [0, 1] and finite(losses.values())
-    assert result["steps"] == 2 and (tmp_path / "export" / "model.safetensors").is_file()
+def test_a_few_bad_records_are_skipped_and_the_run_trains_to_the_end(tmp_path, caplog):
+    source = write_cauldron(tmp_path / "faulty.parquet", faulty_rows(good=8))
+    with caplog.at_level(logging.WARNING, logger="minivlm.data.adapters"):
+        result = train(real(source, "steps=8", "eval_every=4", "trainer.log_every_n_steps=1"), tmp_path / "run")
+    losses = logged(tmp_path / "run", "train/loss")
+    assert list(losses) == list(range(8)) and finite(losses.values())  # 8 steps of 2 = two passes over 8 records
+    assert result["steps"] == 8 and (tmp_path / "run" / "export" / "model.safetensors").is_file()
+    report = ("faulty.parquet: skipped 6 of 14 records (bad conversation: 1, bad image: 1, corrupt image: 1, "
+              "empty conversation: 1, longer than max_seq_len: 1, missing image: 1)")
+    assert [r.getMessage() for r in caplog.records].count(report) >= 2  # once per pass (and once in the probe)
+
+
+def test_a_source_of_mostly_bad_records_fails_before_training_naming_the_reasons(tmp_path):
+    source = write_cauldron(tmp_path / "faulty.parquet", faulty_rows(good=2))
+    with pytest.raises(ValueError, match=r"6 of the first 8 records are bad, more than data.real.max_bad_fraction=0.5 "
+                                         r"\(bad conversation: 1, bad image: 1, .*aspect ratio 201"):
+        train(real(source, "steps=1"), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_real_source_without_usable_records_fails_before_training(tmp_path):
     broken = write_cauldron(tmp_path / "broken.parquet", [{"images": [None], "texts": [{"user": "Q", "assistant": "A"}]}])
-    with pytest.warns(UserWarning, match="skipped 1 of 1 records"), pytest.raises(ValueError, match="no usable sample"):
+    with pytest.raises(ValueError, match=r"no usable sample in its first 1 records \(missing image: 1"):
         train(real(broken, "steps=1"), tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()

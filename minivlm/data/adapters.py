@@ -11,15 +11,20 @@ parquet/jsonl/json file, or a folder of them, or an imagefolder (images + metada
 
 Bad records policy (one rule everywhere): a record whose image is missing or does not decode,
 or whose conversation is empty, malformed or does not end with an answer, is skipped and
-counted; at the end of each pass over the data one warning reports the counts by reason.
-Nothing raises mid-epoch for a bad record.
+counted, and so is one that the transform (the processor: a text longer than the context, a
+special token in the text, an aspect ratio above 200...) rejects with a ``ValueError``, so every
+record is validated where it is read. At the end of each pass over the data one warning (the
+``minivlm.data.adapters`` logger: the console and a run's ``train.log``) reports the counts by
+reason. Nothing raises mid-epoch for a bad record; a source where more than
+``max_bad_fraction`` of the records are bad is an error naming the reasons, raised by
+:meth:`RealDataset.probe` before training, or at the end of a pass.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
-import warnings
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,30 +38,48 @@ from minivlm.data.streaming import shard_spec
 LAYOUTS = ("cauldron", "llava")
 IMAGE_PLACEHOLDER = "<image>"
 LLAVA_ROLES = {"human": "user", "gpt": "assistant"}
+PROBE_RECORDS = 100  # records RealDataset.probe reads before training
+
+log = logging.getLogger(__name__)
 
 
 class BadRecord(Exception):
-    """A record that cannot become a sample; the message is the reason counted in the warning."""
+    """A record that cannot become a sample; the message is the reason counted in the warning.
+
+    Args:
+        reason: the kind of fault, counted (``missing image``, ``bad conversation``...).
+        detail: the full explanation of one such record (quoted when too many records are bad).
+    """
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail or reason
 
 
 def open_source(source: str, split: str = "train", config_name: str | None = None) -> datasets.IterableDataset:
     """A local file/folder or a hub dataset as a streaming `datasets.IterableDataset`, media undecoded."""
     path = Path(source)
-    if path.is_file() or path.is_dir():
-        files = sorted(str(p) for p in path.iterdir()) if path.is_dir() else [str(path)]
-        parquet = [f for f in files if f.endswith(".parquet")]
-        json_files = [f for f in files if f.endswith((".jsonl", ".json")) and not f.endswith("metadata.jsonl")]
-        if parquet:
-            stream = datasets.load_dataset("parquet", data_files=parquet, split="train", streaming=True)
-        elif json_files:
-            stream = datasets.load_dataset("json", data_files=json_files, split="train", streaming=True)
-        elif path.is_dir():
-            stream = datasets.load_dataset("imagefolder", data_dir=str(path), split="train", streaming=True)
+    if not (path.is_file() or path.is_dir()):
+        return datasets.load_dataset(source, config_name, split=split, streaming=True).decode(False)
+    files = sorted(str(p) for p in path.iterdir()) if path.is_dir() else [str(path)]
+    parquet = [f for f in files if f.endswith(".parquet")]
+    json_files = [f for f in files if f.endswith((".jsonl", ".json")) and not f.endswith("metadata.jsonl")]
+    if not (parquet or json_files or path.is_dir()):
+        raise ValueError(f"{source}: expected a .parquet, .jsonl or .json file, or a folder of them / of images")
+    data_files = parquet or json_files
+    if data_files and all(Path(f).stat().st_size == 0 for f in data_files):
+        raise ValueError(f"{source}: the data files are empty (no records); point data.real.source at the data.")
+    try:
+        if data_files:
+            kind = "parquet" if parquet else "json"
+            stream = datasets.load_dataset(kind, data_files=data_files, split="train", streaming=True)
         else:
-            raise ValueError(f"{source}: expected a .parquet, .jsonl or .json file, or a folder of them / of images")
-    else:
-        stream = datasets.load_dataset(source, config_name, split=split, streaming=True)
-    return stream.decode(False)  # images arrive as bytes/paths: a corrupt one becomes a BadRecord, not a crash
+            stream = datasets.load_dataset("imagefolder", data_dir=str(path), split="train", streaming=True)
+        # Images arrive as bytes/paths: a corrupt one becomes a BadRecord, not a crash.
+        return stream.decode(False)
+    except Exception as error:  # datasets reports unreadable files as ValueError, ArrowInvalid, StopIteration...
+        raise ValueError(f"{source}: cannot be read as a dataset ({type(error).__name__}: {error}); check that "
+                         "every file holds valid records in one format.") from None
 
 
 def detect_layout(columns: list[str]) -> str:
@@ -164,14 +187,17 @@ class RealDataset(torch.utils.data.IterableDataset):
             None uses the source folder for local sources.
         config_name: hub config, e.g. "vqav2" for the_cauldron.
         name: task name of the samples (default: the source's last path component).
-        transform: applied to each sample inside the worker (e.g. the processor).
+        transform: applied to each sample inside the worker (e.g. the processor); a sample it
+            rejects with a ValueError is skipped and counted under the error's ``reason``.
         rank, world_size: DDP position; None reads torch.distributed.
+        max_bad_fraction: more bad records than this share of a pass (or of the probe) is an
+            error; None: no limit.
     """
 
     def __init__(self, source: str, split: str = "train", layout: str = "auto", image_root: str | None = None,
                  config_name: str | None = None, name: str | None = None,
                  transform: Callable[[dict], object] | None = None, rank: int | None = None,
-                 world_size: int | None = None) -> None:
+                 world_size: int | None = None, max_bad_fraction: float | None = None) -> None:
         super().__init__()
         if layout not in (*LAYOUTS, "auto"):
             raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS} or 'auto'")
@@ -181,24 +207,74 @@ class RealDataset(torch.utils.data.IterableDataset):
         self.image_root = Path(image_root) if image_root else default_root
         self.name = name or source.rstrip("/").split("/")[-1]
         self.transform, self.rank, self.world_size = transform, rank, world_size
+        self.max_bad_fraction = max_bad_fraction
         self.skipped: Counter = Counter()  # reasons of the records skipped in the last pass (this process)
+        self.examples: dict[str, str] = {}  # reason: the explanation of its first record
 
-    def __iter__(self) -> Iterator:
+    def outcomes(self) -> Iterator[object | BadRecord]:
+        """This shard's records in order, each as its (transformed) sample or the BadRecord rejecting it."""
         stream = open_source(self.source, self.split, self.config_name)
         layout = self.layout
         shard, num_shards = shard_spec(self.rank, self.world_size)
-        self.skipped, seen = Counter(), 0
         for row, record in itertools.islice(enumerate(stream), shard, None, num_shards):
-            seen += 1
             if layout == "auto":
                 layout = detect_layout(list(record))
             try:
                 sample = record_to_sample(record, layout, self.image_root, self.name, row)
-            except BadRecord as reason:
-                self.skipped[str(reason)] += 1
-                continue
-            yield self.transform(sample) if self.transform else sample
-        if self.skipped:
-            reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(self.skipped.items()))
-            warnings.warn(f"{self.name}: skipped {sum(self.skipped.values())} of {seen} records ({reasons})",
-                          stacklevel=2)
+                yield self.transform(sample) if self.transform else sample
+            except BadRecord as bad:
+                yield bad
+            except ValueError as error:  # the transform rejects the sample (the processor's SampleError)
+                yield BadRecord(getattr(error, "reason", "rejected by the processor"), str(error))
+            except (KeyError, TypeError, AttributeError, IndexError) as error:  # fields of unexpected types
+                yield BadRecord("malformed record", f"{self.name}/{row}: {error!r}")
+
+    def __iter__(self) -> Iterator:
+        self.skipped, self.examples, seen = Counter(), {}, 0
+        for outcome in self.outcomes():
+            seen += 1
+            if isinstance(outcome, BadRecord):
+                self._count(outcome)
+            else:
+                yield outcome
+        self._report(seen, f"{seen} records")
+
+    def probe(self, records: int = PROBE_RECORDS) -> None:
+        """Read the first ``records`` records now, to fail before training rather than during it.
+
+        Raises:
+            ValueError: none of them is usable, or more than ``max_bad_fraction`` are bad, naming the reasons.
+        """
+        self.skipped, self.examples, seen = Counter(), {}, 0
+        for outcome in itertools.islice(self.outcomes(), records):
+            seen += 1
+            if isinstance(outcome, BadRecord):
+                self._count(outcome)
+        if seen == 0:
+            raise ValueError(f"{self.source} holds no records; check the source, config_name and split.")
+        if seen == sum(self.skipped.values()):
+            raise ValueError(f"{self.source}: no usable sample in its first {seen} records ({self._counts()}; "
+                             f"{self._examples()}); check the source, config_name and split.")
+        self._report(seen, f"the first {seen} records")
+
+    def _count(self, bad: BadRecord) -> None:
+        self.skipped[bad.reason] += 1
+        self.examples.setdefault(bad.reason, bad.detail)
+
+    def _counts(self) -> str:
+        return ", ".join(f"{reason}: {count}" for reason, count in sorted(self.skipped.items()))
+
+    def _examples(self) -> str:
+        return "first of each: " + "; ".join(f"{reason}: {self.examples[reason]}" for reason in sorted(self.skipped))
+
+    def _report(self, seen: int, read: str) -> None:
+        """One warning for the ``seen`` records just read; an error when too many of them were bad."""
+        bad = sum(self.skipped.values())
+        if not bad:
+            return
+        log.warning(f"{self.name}: skipped {bad} of {read} ({self._counts()})")
+        if self.max_bad_fraction is not None and bad > self.max_bad_fraction * seen:
+            raise ValueError(f"{self.source}: {bad} of {read} are bad, more than data.real.max_bad_fraction="
+                             f"{self.max_bad_fraction} ({self._counts()}; {self._examples()}). Fix the records or "
+                             "the processor settings (data.max_pixels, model.max_seq_len), or raise "
+                             "data.real.max_bad_fraction.")

@@ -10,7 +10,9 @@ position ids and masks are all made inside the workers (the collator), never in 
 
 A real dataset (:class:`minivlm.data.adapters.RealDataset`, selected by ``data.real``) is sharded
 by rows instead, over ranks and workers, and cycled forever; see :class:`RealBatches` for how it
-resumes.
+resumes. Its records are processed where they are read, so a record that the adapter or the
+processor rejects is skipped and counted, never a crash in the middle of an epoch, and its first
+records are read before training starts (:meth:`~minivlm.data.adapters.RealDataset.probe`).
 
 Validation generates answers for the first ``val_per_task`` samples of each task of the shipped
 ``val`` set, prompt-only and left-padded. ``data.task`` (TaskConfig overrides, e.g. fewer objects
@@ -85,21 +87,20 @@ class RealBatches(torch.utils.data.IterableDataset):
     The dataset shards its rows over ranks (and DataLoader workers), and worker ``w`` (of ``W``)
     makes the loader's batches ``w, w + W, ...`` (the DataLoader takes them round-robin). Resuming
     at batch ``s``, each worker first skips the samples of its batches in ``range(w, s, W)`` (read
-    again but not processed), so no sample is repeated or lost, and with one worker (what
+    and processed again, not collated), so no sample is repeated or lost, and with one worker (what
     VLMDataModule allows for now) the batches come in exactly the uninterrupted run's order.
 
     Args:
-        dataset: the real dataset (samples not yet processed).
-        processor: sample -> encoded sample.
+        dataset: the real dataset, its transform the processor (it yields encoded samples and skips
+            the records either rejects).
         collator: encoded samples -> batch.
         batch_size: samples per batch and rank.
         start_batch: the first batch index (``global_step * accumulate`` when resuming).
     """
 
-    def __init__(self, dataset: RealDataset, processor: Processor, collator: Collator, batch_size: int,
-                 start_batch: int = 0) -> None:
+    def __init__(self, dataset: RealDataset, collator: Collator, batch_size: int, start_batch: int = 0) -> None:
         super().__init__()
-        self.dataset, self.processor, self.collator = dataset, processor, collator
+        self.dataset, self.collator = dataset, collator
         self.batch_size, self.start_batch = batch_size, start_batch
 
     def passes(self) -> Iterator[dict[str, Any]]:
@@ -119,7 +120,7 @@ class RealBatches(torch.utils.data.IterableDataset):
         done = len(range(worker_id, self.start_batch, num_workers)) * self.batch_size
         samples = itertools.islice(self.passes(), done, None)
         while True:
-            yield self.collator([self.processor(sample) for sample in itertools.islice(samples, self.batch_size)])
+            yield self.collator(list(itertools.islice(samples, self.batch_size)))
 
 
 class GeneratedSet(torch.utils.data.Dataset):
@@ -170,15 +171,17 @@ class VLMDataModule(L.LightningDataModule):
         synthetic_dir: folder of the shipped sets.
         accumulate: micro-batches per optimizer step (to find the resume batch).
         real: train on a real dataset instead of the synthetic stream: ``source``, ``config_name``,
-            ``split``, ``record_layout`` (cauldron | llava | auto), ``image_root`` (see
-            :class:`~minivlm.data.adapters.RealDataset`); None trains on the synthetic mix.
+            ``split``, ``record_layout`` (cauldron | llava | auto), ``image_root``,
+            ``max_bad_fraction`` (see :class:`~minivlm.data.adapters.RealDataset`); None trains on
+            the synthetic mix.
         task: TaskConfig overrides for every split (``extrapolate`` keeps its own larger images and
             longer videos); None or empty: the defaults, evaluated on the shipped sets.
         curriculum: stages trained before the run's own distribution, ``[{steps, task, mix}, ...]``
             (:mod:`minivlm.data.curriculum`); None or empty: none.
 
     Raises:
-        ValueError: when ``real`` yields no usable sample (checked here, before training starts).
+        ValueError: when the first records of ``real`` hold no usable sample, or too many bad ones
+            (checked here, before training starts).
     """
 
     def __init__(self, processor: Processor, schedule: RopeSchedule, mix: Any = "default", seed: int = 0,
@@ -206,11 +209,7 @@ class VLMDataModule(L.LightningDataModule):
             raise ValueError(f"data.real with data.num_workers={num_workers} would skip records (rows are split "
                              "over workers twice); use data.num_workers=0 or 1.")
         if self.real is not None:
-            first = next(iter(self.real_dataset(rank=0, world_size=1)), None)
-            if first is None:
-                raise ValueError(f"data.real.source {self.real['source']!r} gave no usable sample (see the warning "
-                                 "above for the skipped records); check the source, config_name and split.")
-            processor(first)  # a sample the processor rejects (e.g. longer than the context) fails now
+            self.real_dataset(rank=0, world_size=1).probe()
 
     def task_config(self, split: str) -> TaskConfig | None:
         """The sample distribution of ``split`` under ``data.task``; None for the defaults."""
@@ -231,11 +230,11 @@ class VLMDataModule(L.LightningDataModule):
                 for task in self.val_tasks}
 
     def real_dataset(self, rank: int | None = None, world_size: int | None = None) -> RealDataset:
-        """The real training dataset (unprocessed samples); rank and world None read torch.distributed."""
+        """The real training dataset, as encoded samples; rank and world None read torch.distributed."""
         real = self.real
         return RealDataset(real["source"], split=real["split"], layout=real["record_layout"],
-                           image_root=real["image_root"], config_name=real["config_name"], rank=rank,
-                           world_size=world_size)
+                           image_root=real["image_root"], config_name=real["config_name"], transform=self.processor,
+                           rank=rank, world_size=world_size, max_bad_fraction=real.get("max_bad_fraction"))
 
     def _loader(self, dataset: torch.utils.data.Dataset, **kwargs: Any) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(
@@ -246,7 +245,7 @@ class VLMDataModule(L.LightningDataModule):
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         start = self.trainer.global_step * self.accumulate if self.trainer is not None else 0
         if self.real is not None:
-            batches = RealBatches(self.real_dataset(), self.processor, self.train_collator, self.batch_size, start)
+            batches = RealBatches(self.real_dataset(), self.train_collator, self.batch_size, start)
         else:
             batches = TrainBatches(self.curriculum, self.processor, self.train_collator, self.batch_size, start,
                                    self.accumulate)
