@@ -108,13 +108,18 @@ def expected_clip_answer(task: str, scene: dict, query: dict) -> str:
     if task in ("clip_first", "clip_gap"):
         (early, first), (late, _) = shown  # exactly two events
         return first["color"] if task == "clip_first" else str(late - early - 1)
-    # clip_needle: the one group with the named colour (and corner); every other event a look-alike.
-    named = ("color",) if query["form"] == "color" else ("color", "corner")
-    needle = only([g for _, g in shown if all(g[key] == query[key] for key in named)])
+    # clip_needle: the one square with the named colour (and corner); every other event a look-alike.
+    named = {"shape": (), "color": ("color",), "conjunction": ("color", "corner")}[query["form"]]
+    squares = [g for _, g in shown if g["mark"] == "square"]
+    needle = only([g for g in squares if all(g[key] == query[key] for key in named)])
     for _, g in shown:
-        if g is not needle and query["form"] == "color":  # alike in all but the colour the question names
+        if g is needle:
+            continue
+        if query["form"] == "shape":  # a disc, anything else may be the same
+            assert g["mark"] == "disc"
+        elif query["form"] == "color":  # alike in all but the colour the question names
             assert g["color"] != query["color"] and g["corner"] == query["corner"]
-        elif g is not needle:  # shares exactly one of colour and corner
+        else:  # shares exactly one of colour and corner
             assert (g["color"] == query["color"]) != (g["corner"] == query["corner"])
     return needle["backdrop"]
 
@@ -171,10 +176,12 @@ def test_clip_pixels_show_each_group(task):
             corners = {"top left": (0, 0), "top right": (0, 1), "bottom left": (1, 0), "bottom right": (1, 1)}
             for corner, (row, col) in corners.items():
                 centre = tuple(pixels[row * half + half // 2, col * half + half // 2])
+                edge = tuple(pixels[row * half + 1, col * half + 1])  # a square fills it, a disc does not
                 if corner == frame["corner"]:
                     assert centre == COLORS[frame["color"]]
+                    assert (edge == COLORS[frame["color"]]) == (frame["mark"] == "square")
                 else:
-                    assert centre == BACKDROP_RGB[frame["backdrop"]]
+                    assert centre == edge == BACKDROP_RGB[frame["backdrop"]]
 
 
 def test_clip_needle_distractors_are_periodic_and_the_depth_is_kept():

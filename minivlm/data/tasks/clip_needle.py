@@ -9,11 +9,14 @@ other groups are blank. The question asks for the needle's backdrop, so the answ
 needle itself and no time: what the clip's length and the needle's depth (``TaskConfig.depth``, a
 fraction of the clip) change is only how far the LM has to look, which is what extrapolation tests.
 
+- form ``shape``: the needle is the clip's one square; every look-alike is a disc of the same
+  size (any colour, any corner). The question names no attribute, so finding the needle needs
+  only what the vision tokens show, no matching of question words to pictures.
 - form ``color``: the question names the needle's colour; every look-alike is a square in the
   needle's corner in another colour, alike in all but what the question asks for.
 - form ``conjunction``: the question names colour and corner; a look-alike shares exactly one of
-  the two, so neither alone finds the needle (a binding the tiny model learns far more slowly,
-  results/ablation_temporal/README.md).
+  the two, so neither alone finds the needle. The tiny model learns both word-to-picture forms
+  far more slowly than ``shape`` (results/ablation_temporal/README.md).
 """
 
 from __future__ import annotations
@@ -25,14 +28,17 @@ from minivlm.data.tasks.config import TaskConfig
 from minivlm.data.tasks.core import Problem, Task
 from minivlm.data.tasks.scene import COLOR_NAMES, coin, pick, randint
 
-FORMS = ("color", "conjunction")
+FORMS = ("shape", "color", "conjunction")
 
 
-def look_alike(rng: np.random.Generator, color: str, corner: str, form: str) -> tuple[str, str]:
-    """A (colour, corner) pair that the question of ``form`` does not name (see the module docstring)."""
+def look_alike(rng: np.random.Generator, color: str, corner: str, form: str) -> dict:
+    """A distractor group that the question of ``form`` does not name (see the module docstring)."""
+    backdrop = pick(rng, tuple(BACKDROPS))
+    if form == "shape":
+        return group(pick(rng, COLOR_NAMES), pick(rng, CORNERS), backdrop, mark="disc")
     if form == "conjunction" and coin(rng):
-        return color, pick(rng, [c for c in CORNERS if c != corner])
-    return pick(rng, [c for c in COLOR_NAMES if c != color]), corner
+        return group(color, pick(rng, [c for c in CORNERS if c != corner]), backdrop)
+    return group(pick(rng, [c for c in COLOR_NAMES if c != color]), corner, backdrop)
 
 
 def pose(rng: np.random.Generator, config: TaskConfig, form: str) -> Problem:
@@ -45,10 +51,10 @@ def pose(rng: np.random.Generator, config: TaskConfig, form: str) -> Problem:
     phase = randint(rng, 0, config.distractor_period - 1)
     for index in range(phase, count, config.distractor_period):
         if index != needle:
-            groups[index] = group(*look_alike(rng, color, corner, form), pick(rng, tuple(BACKDROPS)))
+            groups[index] = look_alike(rng, color, corner, form)
     groups[needle] = group(color, corner, backdrop)
-    named = f"{color} square" if form == "color" else f"{color} square in the {corner} corner"
-    question = f"What is the backdrop of the {named}?"
+    named = {"shape": "square", "color": f"{color} square", "conjunction": f"{color} square in the {corner} corner"}
+    question = f"What is the backdrop of the {named[form]}?"
     query = {"form": form, "color": color, "corner": corner, "group": needle, "depth": needle / max(1, count - 1)}
     return Problem(clip_scene(groups, config), query, question, backdrop, tuple(BACKDROPS))
 

@@ -4,7 +4,8 @@ A clip is a row of temporal groups (TEMPORAL_PATCH = 2 identical frames each, th
 temporal patch), every frame ``clip_size`` px a side: 16 px is a single merged LLM token per group
 at patch 8 and merge 2, so a clip of 64 groups costs the LM 64 vision tokens, about what one
 image costs. What a group shows is the easiest vision job there is: a plain backdrop, and
-optionally a coloured square filling one corner (one ViT patch at 16 px). The ViT reads that in
+optionally a coloured square (or, as a look-alike, a disc) filling one corner (one ViT patch at
+16 px). The ViT reads that in
 a few dozen steps (a coloured frame is learnt in 25, results/learning/README.md section 1), so
 what remains hard is the LM's reading of *when*: which group, in which order, how far apart.
 
@@ -31,11 +32,12 @@ BACKDROPS: dict[str, tuple[int, int, int]] = {  # backdrops a square can stand o
 }
 BACKDROP_RGB = {BLANK: (24, 24, 24), **BACKDROPS}
 CORNERS = ("top left", "top right", "bottom left", "bottom right")
+MARKS = ("square", "disc")  # what can fill a corner
 
 
-def group(color: str | None = None, corner: str | None = None, backdrop: str = BLANK) -> dict:
-    """One temporal group: a backdrop and optionally a square of ``color`` in ``corner``."""
-    return {"backdrop": backdrop, "color": color, "corner": corner}
+def group(color: str | None = None, corner: str | None = None, backdrop: str = BLANK, mark: str = "square") -> dict:
+    """One temporal group: a backdrop and optionally a ``mark`` of ``color`` in ``corner``."""
+    return {"backdrop": backdrop, "color": color, "corner": corner, "mark": mark}
 
 
 def draw_groups(rng: np.random.Generator, config: TaskConfig) -> int:
@@ -69,8 +71,9 @@ def draw_frame(side: int, frame: dict) -> Image.Image:
     if frame["color"] is not None:
         half = side // 2
         row, col = divmod(CORNERS.index(frame["corner"]), 2)
-        x, y = col * half, row * half
-        ImageDraw.Draw(image).rectangle((x + 1, y + 1, x + half - 2, y + half - 2), fill=COLORS[frame["color"]])
+        box = (col * half + 1, row * half + 1, (col + 1) * half - 2, (row + 1) * half - 2)
+        draw = ImageDraw.Draw(image)
+        (draw.rectangle if frame["mark"] == "square" else draw.ellipse)(box, fill=COLORS[frame["color"]])
     return image
 
 
