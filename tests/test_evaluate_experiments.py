@@ -39,3 +39,20 @@ def test_sweep_names_every_job_uniquely(experiment):
                 assert (cfg.hydra.sweep.dir, cfg.hydra.sweep.subdir) == (f"outputs/{experiment}", cfg.name)
                 names[cfg.name] = (rope, vit_rope, seed)
     assert len(names) == len(EXPERIMENTS[experiment]) * 2 * 3  # one run folder per (rope, vit_rope, seed)
+
+
+def test_the_temporal_sweep_names_every_job_and_the_timestamps_sweep_narrows_it():
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        base = compose("train", overrides=["experiment=ablation_temporal"], return_hydra_config=True)
+        swept = swept_values(base.hydra.sweeper.params)
+        assert swept == {"rope": ["mrope", "mrope_interleaved", "videorope", "rope1d", "circle"], "seed": [0, 1, 2]}
+        assert (base.data.video_layout, base.data.task.form, base.data.mix) == ("absolute_time", "shape",
+                                                                                {"clip_needle": 1.0})
+        names = set()
+        for layout, rope, seed in itertools.product(["absolute_time", "timestamps"], swept["rope"], swept["seed"]):
+            cfg = compose("train", overrides=["experiment=ablation_temporal", f"rope={rope}",
+                                              f"data.video_layout={layout}", f"seed={seed}"], return_hydra_config=True)
+            HydraConfig.instance().set_config(cfg)
+            assert cfg.hydra.sweep.dir == "outputs/ablation_temporal"
+            names.add(cfg.name)
+    assert len(names) == 2 * 5 * 3  # one folder per (layout, rope, seed): both sweeps share the sweep folder
