@@ -6,28 +6,38 @@
         checkpoints/baselines.json   chance and blind accuracy of its own task distribution, per split
         checkpoints/last.ckpt        the newest state (Lightning checkpoint: weights, optimizer, loops)
         checkpoints/best-<step>.ckpt the best validation accuracy so far
+        checkpoints/*.partial        a file being written (a save killed midway leaves one; never read)
+        run.lock                     held by the training process while it runs (one run per folder)
+        train.log                    the console log of ``python train.py`` (Hydra), skipped-record reports
         logs/version_<n>/metrics.csv one CSV log per launch (a resumed run adds a version)
         tensorboard/                 TensorBoard events, when installed
         final_eval.json              written when training finished: accuracy per task, steps
         export/                      model.safetensors + config.json + tokenizer.json (no Lightning needed)
         evaluation.json, .csv        written by ``python evaluate.py``, with predictions.jsonl
+        evaluation-<tag>.json ...    the same under a RoPE scaling (tag e.g. ``yarn3``)
+        extrapolation.json           accuracy on longer clips (``python -m minivlm.evaluation.extrapolation``)
 
 A Hydra sweep puts one such folder per job below its sweep folder. Training
 (:mod:`minivlm.train.run`), evaluation, aggregation and the curves all find their files through
-:class:`RunFolder`, so the layout has one owner.
+:class:`RunFolder`, so the layout has one owner. Every file that must never be seen half written
+(checkpoints, results) is written by :func:`atomic_file`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from omegaconf import DictConfig, OmegaConf
 
 EXPORT_WEIGHTS, EXPORT_CONFIG = "model.safetensors", "config.json"  # the files of an export folder
 WEIGHT_CHOICES = ("last", "best", "export")  # which weights of a run evaluation loads
+PARTIAL_SUFFIX = ".partial"  # a file being written by atomic_file, beside its destination
 
 
 class RunFolder:
@@ -40,18 +50,49 @@ class RunFolder:
         self.tokenizer_dir = self.checkpoints
         self.baselines = self.checkpoints / "baselines.json"
         self.last_checkpoint = self.checkpoints / "last.ckpt"
+        self.lock = self.root / "run.lock"
+        self.log = self.root / "train.log"
         self.logs = self.root / "logs"
+        self.tensorboard = self.root / "tensorboard"
         self.final_eval = self.root / "final_eval.json"
         self.export = self.root / "export"
         self.evaluation_json = self.root / "evaluation.json"
         self.evaluation_csv = self.root / "evaluation.csv"
         self.predictions = self.root / "predictions.jsonl"
+        self.extrapolation = self.root / "extrapolation.json"
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.root)!r})"
 
+    def evaluation(self, tag: str = "") -> tuple[Path, Path, Path]:
+        """evaluate.py's result, table and judged answers; a tag (a RoPE scaling such as ``yarn3``)
+        gives them their own names, so a scaled evaluation never replaces the plain one."""
+        if not tag:
+            return self.evaluation_json, self.evaluation_csv, self.predictions
+        return (self.root / f"evaluation-{tag}.json", self.root / f"evaluation-{tag}.csv",
+                self.root / f"predictions-{tag}.jsonl")
+
     def is_run(self) -> bool:
         return self.config.is_file()
+
+    def holds_training(self) -> bool:
+        """Whether training left anything worth keeping here: a checkpoint or a finished result."""
+        return self.final_eval.is_file() or any(self.checkpoints.glob("*.ckpt"))
+
+    def training_files(self) -> list[Path]:
+        """What training wrote here (checkpoints, logs, export, results); ``overwrite=true`` deletes these."""
+        paths = [self.checkpoints, self.logs, self.tensorboard, self.export, self.final_eval,
+                 self.evaluation_json, self.evaluation_csv, self.predictions, self.extrapolation]
+        return [path for path in paths if path.exists()]
+
+    def delete_training_files(self) -> None:
+        for path in self.training_files():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    def remove_partial_files(self) -> None:
+        """Delete what saves killed midway left (never read, but they take disk space)."""
+        for partial in self.checkpoints.glob(f"*{PARTIAL_SUFFIX}"):
+            partial.unlink()
 
     def weights(self, choice: str) -> Path:
         """The ``last`` or ``best`` checkpoint, or the ``export`` folder.
@@ -99,12 +140,38 @@ def read_json(path: Path) -> Any:
     """A JSON file's content; a file that does not parse is a ValueError naming the file."""
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON ({error}); delete it to have it written again.") from None
 
 
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` whole or not at all, also if the process is killed.
+
+    The bytes go to ``<path>.partial`` in the same folder (a temporary folder may be another
+    filesystem, where a rename silently becomes a copy that a kill can cut short), are flushed to
+    the disk (``fsync``), and only then renamed over ``path``; the folder is synced too, so the
+    rename itself survives a power loss. Until the rename, ``path`` keeps its previous content.
+    """
+    path = Path(path)
+    partial = path.with_name(path.name + PARTIAL_SUFFIX)
+    try:
+        with open(partial, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all: a temporary file beside it, then a rename."""
-    partial = path.with_name(f"{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    """Write ``text`` to ``path`` whole or not at all (:func:`atomic_file`)."""
+    with atomic_file(path) as handle:
+        handle.write(text.encode())

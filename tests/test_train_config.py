@@ -16,6 +16,7 @@ from minivlm.model import transformer_block_classes
 from minivlm.model.lm import DecoderLayer
 from minivlm.model.vision import VisionBlock
 from minivlm.train.run import build_run, build_strategy, train
+from minivlm.train.settings import check_settings
 
 BAD_VALUES = {
     "odd head_dim": (["model.lm_dim=66", "model.lm_heads=2"], "rope needs a positive even head_dim, got 33"),
@@ -25,6 +26,20 @@ BAD_VALUES = {
     "unknown task": (["data.mix={grounding: 1.0, colour: 1.0}"], r"names unknown tasks \['colour'\]; known tasks"),
     "unknown layout": (["data.layout=stack"], "unknown collate mode 'stack'"),
     "kv heads": (["model.lm_dim=128", "model.lm_heads=2", "model.lm_kv_heads=3"], "lm_kv_heads=3 must divide"),
+    "eval_every 0": (["eval_every=0"], r"eval_every must be an integer >= 1, got 0; e.g. eval_every=1"),
+    "steps text": (["steps=many"], r"steps must be an integer >= 1, got 'many'"),
+    "checkpoint_every": (["checkpoint_every=-5"], r"checkpoint_every must be an integer >= 1"),
+    "lr text": (["optim.lr=fast"], r"optim.lr must be a finite number in \(0.0, inf\), got 'fast'; e.g. optim.lr=0.001"),
+    "lr negative": (["optim.lr=-1e-3"], r"optim.lr must be a finite number"),
+    "betas": (["optim.betas=[0.9]"], r"optim.betas must be two numbers in \[0, 1\)"),
+    "min_lr_ratio": (["optim.min_lr_ratio=2"], r"optim.min_lr_ratio must be a finite number in \[0.0, 1.0\]"),
+    "accumulate": (["optim.accumulate=0"], r"optim.accumulate must be an integer >= 1"),
+    "batch_size 0": (["data.batch_size=0"], r"data.batch_size must be an integer >= 1, got 0"),
+    "num_workers": (["data.num_workers=-1"], r"data.num_workers must be an integer >= 0"),
+    "fps inf": (["data.fps=inf"], r"data.fps must be a finite number in \(0.0, inf\), got inf"),
+    "pixels": (["data.min_pixels=9000", "data.max_pixels=4096"], r"data.min_pixels=9000 is above data.max_pixels"),
+    "divergence": (["divergence_factor=0.5"], r"divergence_factor must be a finite number in \(1.0, inf\) or null"),
+    "weights_only": (["resume.weights_only=maybe"], r"resume.weights_only must be true or false"),
 }
 
 
@@ -34,6 +49,11 @@ def test_bad_values_fail_before_training(case, tmp_path):
     with pytest.raises(ValueError, match=message):
         train(compose_config(*overrides), tmp_path)
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "logs").exists()
+
+
+def test_every_setting_of_the_default_config_passes():
+    check_settings(compose_config(tiny_model=False))
+    check_settings(compose_config("data=real"))
 
 
 def test_unknown_config_group_option_is_hydras_error():

@@ -1,6 +1,9 @@
-"""Checkpoints: an interrupted run resumes exactly; a non-finite loss stops with the last good one kept."""
+"""Checkpoints: an interrupted run resumes exactly, and only under its own settings; a non-finite or
+diverged loss stops with the last good one kept."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
@@ -8,7 +11,8 @@ from train_helpers import compose_config, finite, logged, single_thread  # noqa:
 
 from minivlm.model import VLM
 from minivlm.train.optim import warmup_cosine
-from minivlm.train.run import train
+from minivlm.train.resume import check_resume
+from minivlm.train.run import build_run, train
 
 pytestmark = pytest.mark.slow  # trains (and launches processes)
 
@@ -50,9 +54,72 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     with pytest.raises(SystemExit, match=r"training loss is inf at step 2; stopped before the optimizer step") as stop:
         train(compose_config("steps=4", "eval_every=2", "trainer.log_every_n_steps=1"), tmp_path)
     last = tmp_path / "checkpoints" / "last.ckpt"
-    assert f"last good checkpoint: {last}" in str(stop.value) and "ckpt_path=last" in str(stop.value)
+    assert f"last good checkpoint: {last} (step 2)" in str(stop.value) and "resume.weights_only=true" in str(stop.value)
     checkpoint = torch.load(last, weights_only=False)
     assert checkpoint["global_step"] == 2  # written by the validation after step 2
     assert all(torch.isfinite(value).all() for value in checkpoint["state_dict"].values())
     assert list(logged(tmp_path, "train/loss")) == [0, 1]
     assert not (tmp_path / "final_eval.json").exists() and not (tmp_path / "export").exists()
+
+
+def test_a_diverging_loss_stops_like_a_nan_and_keeps_the_last_good_checkpoint(tmp_path):
+    # lr 50 (warmup 2): the loss goes from 6.2 to 33 at step 1 and on to 1e4, without becoming NaN for 20 steps.
+    with pytest.raises(SystemExit, match=r"training loss is [\d.e+]+ at step 1, above divergence_factor=3.0 times "
+                                         r"the first step's 6\.\d+: training diverged") as stop:
+        train(compose_config("steps=6", "eval_every=1", "optim.lr=50", "optim.warmup_steps=2"), tmp_path)
+    assert f"last good checkpoint: {tmp_path / 'checkpoints' / 'last.ckpt'} (step 1)" in str(stop.value)
+    assert not (tmp_path / "final_eval.json").exists()
+
+
+FIRST = ("steps=4", "eval_every=2", "optim.warmup_steps=1")
+
+
+@pytest.fixture(scope="module")
+def two_steps(tmp_path_factory):
+    """A run stopped after 2 of its 4 steps: the checkpoint that the resume checks are made against."""
+    run_dir = tmp_path_factory.mktemp("two_steps")
+    train(compose_config(*FIRST, "trainer.max_steps=2"), run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("overrides, fields", [
+    (["rope=circle"], [r"rope.variant: checkpoint 'mrope_interleaved', this run 'circle'"]),
+    (["optim.lr=3e-3", "optim.betas=[0.8,0.9]"], [r"optim.betas: checkpoint \[0.9, 0.95\], this run \[0.8, 0.9\]",
+                                                  r"optim.lr: checkpoint 0.001, this run 0.003"]),
+    (["model.lm_dim=128", "model.lm_heads=2"], [r"model.lm_dim: checkpoint 64, this run 128", "model.lm_heads"]),
+])
+def test_resume_refuses_other_settings_naming_the_fields(two_steps, overrides, fields):
+    with pytest.raises(ValueError, match="was trained with other settings than this run") as error:
+        train(compose_config(*FIRST, "ckpt_path=last", *overrides), two_steps)
+    for field in fields:
+        assert re.search(field, str(error.value)), str(error.value)
+    assert "resume.weights_only=true" in str(error.value)
+    assert torch.load(two_steps / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2  # untouched
+
+
+def test_weights_only_starts_a_new_schedule_from_the_weights(two_steps, tmp_path):
+    checkpoint = two_steps / "checkpoints" / "last.ckpt"
+    run = build_run(compose_config(*FIRST, "rope=circle", "optim.lr=3e-3"), tmp_path)
+    check_resume(checkpoint, run.module, weights_only=True)
+    saved = torch.load(checkpoint, weights_only=False)["state_dict"]
+    assert all(torch.equal(run.module.state_dict()[name], value) for name, value in saved.items())
+
+    train(compose_config(*FIRST, f"ckpt_path={checkpoint}", "resume.weights_only=true", "optim.lr=3e-3",
+                         "trainer.log_every_n_steps=1"), tmp_path / "new")
+    assert list(logged(tmp_path / "new", "train/loss")) == [0, 1, 2, 3]  # a whole new schedule
+    assert logged(tmp_path / "new", "lr")[0] == pytest.approx(3e-3)  # warmup of 1 step: the new peak at once
+    bigger = build_run(compose_config(*FIRST, "model.lm_dim=128", "model.lm_heads=2"), tmp_path / "big")
+    with pytest.raises(ValueError, match=r"do not fit this run's model \(model fields that differ: model.lm_dim"):
+        check_resume(checkpoint, bigger.module, weights_only=True)
+
+
+def test_unreadable_checkpoints_are_value_errors_naming_the_file(two_steps, tmp_path):
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes((two_steps / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    stranger = tmp_path / "other.ckpt"
+    torch.save({"weights": torch.zeros(2)}, stranger)
+    for path, message in [(truncated, "cannot be read"), (stranger, "not a minivlm training checkpoint"),
+                          (tmp_path / "missing.ckpt", "is not a file")]:
+        with pytest.raises(ValueError, match=message) as error:
+            train(compose_config(*FIRST, f"ckpt_path={path}"), tmp_path / "run")
+        assert str(path) in str(error.value)

@@ -8,11 +8,15 @@ process would get on the concatenated batch (ranks holding more answer tokens we
 Validation does what users care about: it decodes answers greedily with the KV cache and logs
 exact-match accuracy per task (``val/acc/<task>``) and their mean (``val/acc``), which also picks
 the "best" checkpoint. A non-finite loss stops training at once, before the optimizer step could
-write NaNs into the weights, so the checkpoints on disk stay good.
+write NaNs into the weights, so the checkpoints on disk stay good; so does a diverged loss, one
+above ``divergence_factor`` times the loss of the run's first step (a learning rate far too high
+can send the loss to 1e5 without it ever becoming NaN). Both tests are one device-side boolean,
+read once per step, which is the only host sync the step makes.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -26,8 +30,8 @@ from minivlm.train.flops import forward_flops, training_flops
 from minivlm.train.optim import build_optimizer
 
 
-class NonFiniteLossError(RuntimeError):
-    """Raised when the training loss is NaN or infinite."""
+class LossGuardError(RuntimeError):
+    """Raised when the training loss is NaN, infinite or diverged (training stops at once)."""
 
 
 class VLMTrainingModule(L.LightningModule):
@@ -41,11 +45,12 @@ class VLMTrainingModule(L.LightningModule):
         max_new_tokens: generation budget of a validation answer.
         tokenizer: decodes generated answers (saved beside checkpoints by train.py).
         compile: ``torch.compile`` the model in place (parameter names, hence checkpoints, unchanged).
+        divergence_factor: stop when the loss exceeds this many times the first step's loss; None: never.
     """
 
     def __init__(self, model_config: dict[str, Any], optim: dict[str, Any], total_steps: int,
                  val_tasks: list[str], max_new_tokens: int = 8, tokenizer: BPETokenizer | None = None,
-                 compile: bool = False) -> None:
+                 compile: bool = False, divergence_factor: float | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["tokenizer", "compile"])
         self.model = VLM(ModelConfig(**model_config))
@@ -54,6 +59,8 @@ class VLMTrainingModule(L.LightningModule):
         self.tokenizer = tokenizer
         self.scores = TaskScores()
         self.flops_per_batch = 0  # FLOPs of the latest batch on this device: Lightning's ThroughputMonitor reads it
+        # The first step's loss (a device tensor, later a float from a checkpoint): the divergence guard's scale.
+        self.first_loss: torch.Tensor | float | None = None
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         loss = self.model(batch).loss
@@ -63,12 +70,7 @@ class VLMTrainingModule(L.LightningModule):
         loss_sum, global_tokens = self.trainer.strategy.reduce(torch.stack([loss.detach() * tokens, tokens]),
                                                                reduce_op="sum")
         global_loss = loss_sum / global_tokens
-        if not torch.isfinite(global_loss):
-            raise NonFiniteLossError(
-                f"training loss is {global_loss.item()} at step {self.global_step}; stopped before the "
-                "optimizer step, so the saved checkpoints hold the last good weights. Lower "
-                "optim.lr or raise optim.warmup_steps, then resume with ckpt_path=last."
-            )
+        self.guard_loss(global_loss.detach())
         self.flops_per_batch = training_flops(self.model, batch)
         self.log("train/loss", global_loss, prog_bar=True)
         self.log("train/answer_tokens", global_tokens)
@@ -76,6 +78,35 @@ class VLMTrainingModule(L.LightningModule):
         self.log("lr", self.optimizers().param_groups[0]["lr"])
         # Data-parallel strategies average gradients over ranks: scale so the average is the global mean.
         return loss * tokens * self.trainer.world_size / global_tokens
+
+    def guard_loss(self, loss: torch.Tensor) -> None:
+        """Stop (:class:`LossGuardError`) on a non-finite or diverged loss, before the optimizer step."""
+        if self.first_loss is None:
+            self.first_loss = loss
+        factor = self.hparams.divergence_factor
+        bad = ~torch.isfinite(loss)
+        if factor is not None:
+            bad |= loss > factor * self.first_loss
+        if not bad:  # the step's one host sync
+            return
+        value = loss.item()
+        if math.isfinite(value):
+            problem = (f"training loss is {value:.4g} at step {self.global_step}, above divergence_factor={factor} "
+                       f"times the first step's {float(self.first_loss):.4g}: training diverged")
+        else:
+            problem = f"training loss is {value} at step {self.global_step}"
+        raise LossGuardError(
+            f"{problem}; stopped before the optimizer step, so the saved checkpoints hold the last good weights. "
+            "Lower optim.lr or raise optim.warmup_steps, and start a new schedule from those weights with "
+            "ckpt_path=<checkpoint> resume.weights_only=true (in a new folder, name=..., or with overwrite=true)."
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A resumed run keeps its guard's scale (a float: tensors would tie the checkpoint to a device).
+        checkpoint["first_loss"] = None if self.first_loss is None else float(self.first_loss)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.first_loss = checkpoint.get("first_loss")
 
     def on_validation_epoch_start(self) -> None:
         self.scores = TaskScores()

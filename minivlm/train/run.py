@@ -1,22 +1,27 @@
 """One training run from a composed config: build everything, validate early, fit, report.
 
 ``train.py`` is a thin Hydra entry point around :func:`train`; tests compose configs with Hydra's
-compose API and call it directly. Every bad value is caught in :func:`build_run`, before any
-training step: unknown rope names, sections that do not fit the head, schedules that do not fit
-the depth, unknown tasks, a real-data source without usable samples.
+compose API and call it directly. Every bad value is caught before any training step: the
+training settings (:mod:`minivlm.train.settings`), unknown rope names, sections that do not fit
+the head, schedules that do not fit the depth, unknown tasks, a real-data source without usable
+samples (in :func:`build_run`), a checkpoint trained with other settings
+(:mod:`minivlm.train.resume`), a run folder in use or holding another run
+(:mod:`minivlm.train.run_lock`). Checkpoints are written as :mod:`minivlm.train.checkpointing`
+describes: atomically, ``last.ckpt`` every ``checkpoint_every`` steps.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.callbacks import ThroughputMonitor
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.strategies import FSDPStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_only
@@ -28,9 +33,13 @@ from minivlm.rope import RopeSchedule
 from minivlm.run_folder import RunFolder, write_atomically
 from minivlm.scoring import TaskScores, answer_prompts, format_report
 from minivlm.tokenizer import BPETokenizer
+from minivlm.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
 from minivlm.train.datamodule import VLMDataModule
 from minivlm.train.export import export_model, read_checkpoint
-from minivlm.train.module import NonFiniteLossError, VLMTrainingModule
+from minivlm.train.module import LossGuardError, VLMTrainingModule
+from minivlm.train.resume import check_resume, read_checkpoint_file, resolve_checkpoint
+from minivlm.train.run_lock import claim_run_folder
+from minivlm.train.settings import check_settings
 
 
 @dataclass
@@ -54,6 +63,7 @@ def build_model_config(cfg: DictConfig, tokenizer: BPETokenizer) -> ModelConfig:
 
 def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
     """Tokenizer, model config, rope schedule, processor, data and module; raises ValueError early."""
+    check_settings(cfg)
     tokenizer = BPETokenizer.load(cfg.data.tokenizer)
     model_config = build_model_config(cfg, tokenizer)
     schedule = model_config.rope_schedule()  # checks names, layer count and head-dim fit
@@ -76,7 +86,7 @@ def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
     module = VLMTrainingModule(
         model_config=asdict(model_config), optim=OmegaConf.to_container(cfg.optim, resolve=True),
         total_steps=cfg.steps, val_tasks=datamodule.val_tasks, max_new_tokens=data.max_new_tokens,
-        tokenizer=tokenizer, compile=cfg.compile,
+        tokenizer=tokenizer, compile=cfg.compile, divergence_factor=cfg.divergence_factor,
     )
     return Run(cfg, RunFolder(run_dir), tokenizer, schedule, model_config, datamodule, module)
 
@@ -88,7 +98,7 @@ def build_loggers(cfg: DictConfig, folder: RunFolder) -> list[Logger]:
     tensorboard = cfg.logging.tensorboard
     if tensorboard is True or (tensorboard == "auto" and _installed("tensorboard")):
         _require("tensorboard", "logging.tensorboard=true", "logging.tensorboard=auto")
-        loggers.append(TensorBoardLogger(folder.root, name="tensorboard", version=""))
+        loggers.append(TensorBoardLogger(folder.root, name=folder.tensorboard.name, version=""))
     if cfg.logging.wandb:
         _require("wandb", "logging.wandb=true", "logging.wandb=false")
         loggers.append(WandbLogger(project=cfg.logging.wandb_project, name=cfg.name, save_dir=str(folder.root)))
@@ -112,36 +122,18 @@ def build_strategy(cfg: DictConfig) -> str | Strategy:
     return cfg.trainer.strategy
 
 
-class FinalStepCheckpoint(Callback):
-    """Writes ``path`` right after the run's final optimizer step.
-
-    ModelCheckpoint writes ``last.ckpt`` only after validations, so the steps after the last one
-    would be lost. Saving from ``on_train_batch_end`` (every rank takes part; FSDP gathers the full
-    weights) gives a checkpoint that Lightning resumes from exactly, as it does ModelCheckpoint's.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.global_step == trainer.max_steps:
-            trainer.save_checkpoint(self.path, weights_only=False)  # optimizer and loop state too: resumable
-
-
 def build_trainer(cfg: DictConfig, run: Run) -> L.Trainer:
-    checkpoints = ModelCheckpoint(
-        dirpath=run.folder.checkpoints, filename="best-{step}", monitor="val/acc", mode="max",
-        save_top_k=1, save_last=True, auto_insert_metric_name=False,
-    )
-    final = FinalStepCheckpoint(run.folder.last_checkpoint)
     pad_id = run.tokenizer.pad_id
     throughput = ThroughputMonitor(
         batch_size_fn=lambda batch: len(batch["sample_ids"]),  # samples, also when packed several per row
         length_fn=lambda batch: int((batch["input_ids"] != pad_id).sum()),  # real tokens: logged as items_per_sec
         window_size=cfg.logging.throughput_window,
     )
-    return instantiate(cfg.trainer, strategy=build_strategy(cfg), callbacks=[checkpoints, final, throughput],
-                       logger=build_loggers(cfg, run.folder), default_root_dir=str(run.folder.root))
+    # Best first: Lightning runs checkpoint callbacks last, in their order, so last.ckpt holds the best so far.
+    checkpoints = [best_checkpoint(run.folder.checkpoints), LastCheckpoint(run.folder.last_checkpoint, cfg.checkpoint_every)]
+    return instantiate(cfg.trainer, strategy=build_strategy(cfg), callbacks=[throughput, *checkpoints],
+                       plugins=[AtomicCheckpointIO()], logger=build_loggers(cfg, run.folder),
+                       default_root_dir=str(run.folder.root))
 
 
 @rank_zero_only
@@ -176,23 +168,40 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     Writes the run folder of ``run_dir`` (:mod:`minivlm.run_folder`); ``last.ckpt`` holds the final step.
 
     Raises:
-        ValueError: a bad config value, before any training step.
-        SystemExit: the loss became NaN or infinite (the message names the last good checkpoint).
+        ValueError: a bad config value, a checkpoint trained with other settings, a folder in use
+            or holding another run; all before any training step.
+        SystemExit: the loss became NaN, infinite or diverged (the message names the last good checkpoint).
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run = build_run(cfg, run_dir)
+    resume = resolve_checkpoint(cfg.ckpt_path, run.folder)
+    if resume is not None:
+        check_resume(resume, run.module, cfg.resume.weights_only)  # with weights_only: loads the weights now
+    elif cfg.ckpt_path is not None:
+        print(f"no checkpoint at {run.folder.last_checkpoint} yet: the run starts at step 0")
+    resuming = resume is not None and not cfg.resume.weights_only
     trainer = build_trainer(cfg, run)
+    # Data-parallel ranks share rank 0's folder and its claim.
+    claim = claim_run_folder(run.folder, resuming, cfg.overwrite) if rank_zero_only.rank == 0 else nullcontext()
+    with claim:
+        return fit_and_report(run, trainer, resume if resuming else None)
+
+
+def fit_and_report(run: Run, trainer: L.Trainer, resume: Path | None) -> dict[str, Any]:
+    """:func:`train`'s work once the run folder is claimed: fit (from ``resume``), evaluate, export."""
     save_run_files(run)
     print(f"run folder: {run.folder.root}\nrope schedule: {run.schedule.describe()}")
     last = run.folder.last_checkpoint
     try:
-        trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=cfg.ckpt_path)
-    except NonFiniteLossError as error:
-        raise SystemExit(f"{error}\nlast good checkpoint: {last if last.exists() else 'none yet'}") from None
+        trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=resume)
+    except LossGuardError as error:
+        good = f"{last} (step {read_checkpoint_file(last)['global_step']})" if last.exists() else "none yet"
+        raise SystemExit(f"{error}\nlast good checkpoint: {good}") from None
     if not trainer.is_global_zero:
         return {"val_acc": float("nan")}
 
-    # The final step's full weights, also when FSDP sharded them in memory (FinalStepCheckpoint).
+    # The final step's full weights, also when FSDP sharded them in memory (LastCheckpoint).
+    cfg = run.cfg
     model = read_checkpoint(last)[0].to(trainer.strategy.root_device)
     accuracy = evaluate_split(run, "val", cfg.data.final_eval_per_task, model)
     baselines = run.folder.load_baselines()["val"]
