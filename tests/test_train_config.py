@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import MissingConfigException
 from lightning.pytorch.strategies import FSDPStrategy
+from omegaconf import OmegaConf
 from torch import nn
 from train_helpers import CONFIGS, compose_config, single_thread  # noqa: F401 (autouse fixture)
 
@@ -54,6 +55,13 @@ def test_bad_values_fail_before_training(case, tmp_path):
 def test_every_setting_of_the_default_config_passes():
     check_settings(compose_config(tiny_model=False))
     check_settings(compose_config("data=real"))
+
+
+def test_a_saved_config_without_the_newer_training_settings_still_builds_for_evaluation(tmp_path):
+    saved = OmegaConf.create(OmegaConf.to_container(compose_config(), resolve=True))  # as config.yaml reads back
+    for key in ("checkpoint_every", "divergence_factor", "resume", "overwrite"):
+        saved.pop(key)
+    assert build_run(saved, tmp_path).module.hparams.divergence_factor is None
 
 
 def test_unknown_config_group_option_is_hydras_error():

@@ -70,7 +70,7 @@ class VLMTrainingModule(L.LightningModule):
         loss_sum, global_tokens = self.trainer.strategy.reduce(torch.stack([loss.detach() * tokens, tokens]),
                                                                reduce_op="sum")
         global_loss = loss_sum / global_tokens
-        self.guard_loss(global_loss.detach())
+        self.guard_loss(global_loss)  # global_loss carries no gradient (made of detached values)
         self.flops_per_batch = training_flops(self.model, batch)
         self.log("train/loss", global_loss, prog_bar=True)
         self.log("train/answer_tokens", global_tokens)

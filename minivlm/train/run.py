@@ -62,8 +62,10 @@ def build_model_config(cfg: DictConfig, tokenizer: BPETokenizer) -> ModelConfig:
 
 
 def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
-    """Tokenizer, model config, rope schedule, processor, data and module; raises ValueError early."""
-    check_settings(cfg)
+    """Tokenizer, model config, rope schedule, processor, data and module; raises ValueError early.
+
+    Also builds the runs that evaluation scores, whose saved configs may predate newer training settings.
+    """
     tokenizer = BPETokenizer.load(cfg.data.tokenizer)
     model_config = build_model_config(cfg, tokenizer)
     schedule = model_config.rope_schedule()  # checks names, layer count and head-dim fit
@@ -86,7 +88,7 @@ def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
     module = VLMTrainingModule(
         model_config=asdict(model_config), optim=OmegaConf.to_container(cfg.optim, resolve=True),
         total_steps=cfg.steps, val_tasks=datamodule.val_tasks, max_new_tokens=data.max_new_tokens,
-        tokenizer=tokenizer, compile=cfg.compile, divergence_factor=cfg.divergence_factor,
+        tokenizer=tokenizer, compile=cfg.compile, divergence_factor=cfg.get("divergence_factor"),
     )
     return Run(cfg, RunFolder(run_dir), tokenizer, schedule, model_config, datamodule, module)
 
@@ -172,6 +174,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             or holding another run; all before any training step.
         SystemExit: the loss became NaN, infinite or diverged (the message names the last good checkpoint).
     """
+    check_settings(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run = build_run(cfg, run_dir)
     resume = resolve_checkpoint(cfg.ckpt_path, run.folder)
@@ -180,9 +183,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     elif cfg.ckpt_path is not None:
         print(f"no checkpoint at {run.folder.last_checkpoint} yet: the run starts at step 0")
     resuming = resume is not None and not cfg.resume.weights_only
+    # The folder's files are this run's own only when it resumes a checkpoint of this folder.
+    own = resuming and resume.resolve().parent == run.folder.checkpoints.resolve()
     trainer = build_trainer(cfg, run)
     # Data-parallel ranks share rank 0's folder and its claim.
-    claim = claim_run_folder(run.folder, resuming, cfg.overwrite) if rank_zero_only.rank == 0 else nullcontext()
+    claim = claim_run_folder(run.folder, own, cfg.overwrite) if rank_zero_only.rank == 0 else nullcontext()
     with claim:
         return fit_and_report(run, trainer, resume if resuming else None)
 
