@@ -16,7 +16,15 @@ from hydra import compose, initialize_config_dir
 
 import minivlm.evaluation.evaluate as evaluate
 from minivlm.data.tasks import MIXES
-from minivlm.evaluation.evaluate import Settings, answer_split, evaluate_path, load_config, load_model, summarise_split
+from minivlm.evaluation.evaluate import (
+    Settings,
+    answer_split,
+    evaluate_path,
+    load_config,
+    load_model,
+    parse_rope_scaling,
+    summarise_split,
+)
 from minivlm.evaluation.targets import resolve_target
 from minivlm.evaluation.tolerance import parse_cell
 from minivlm.train.run import build_run, train
@@ -70,6 +78,15 @@ def test_true_answers_score_one_on_every_task(oracle_run):
     scores = summarise_split(answer_split(oracle_run, Oracle(oracle_run.tokenizer, lambda answer: answer), "val", 2))
     assert set(scores) == set(MIXED)
     assert all(values == {"n": 2, "exact": 1.0, "near": 1.0, "valid": 1.0} for values in scores.values())
+
+
+def test_regenerated_prompts_are_judged_with_their_own_metadata(tmp_path):
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=[*TINY, "data=clips", "data.task={frames: [24, 32]}"])  # 12 to 16 groups
+    run = build_run(cfg, tmp_path)
+    scores = summarise_split(answer_split(run, Oracle(run.tokenizer, lambda answer: answer), "val", 4))
+    # The shipped clips have 4 to 8 groups: their answer sets would call a time of group 12 invalid.
+    assert all(values == {"n": 4, "exact": 1.0, "near": 1.0, "valid": 1.0} for values in scores.values())
 
 
 def test_near_misses_score_near_but_not_exact(oracle_run):
@@ -167,3 +184,21 @@ def test_cli_errors_name_the_problem(trained_run, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no minivlm run below"):
         evaluate.main([str(tmp_path / "empty")])
+
+
+@pytest.mark.slow
+def test_a_rope_scaling_is_scored_without_retraining_into_its_own_files(trained_run):
+    scaling = parse_rope_scaling(["rope.scaling.type=yarn", "rope.scaling.factor=3",
+                                  "rope.scaling.original_max_position=64"])
+    assert dict(scaling) == {"type": "yarn", "factor": 3, "original_max_position": 64}
+    plain = json.loads((trained_run / "evaluation.json").read_text()) if (trained_run / "evaluation.json").exists() else None
+    (scaled,) = evaluate_path(trained_run, Settings(splits=("val",), per_task=1, num_workers=0, rope_scaling=scaling))
+    assert scaled["rope_scaling"] == dict(scaling) and (trained_run / "evaluation-yarn3.json").is_file()
+    assert (trained_run / "predictions-yarn3.jsonl").is_file()
+    if plain is not None:  # the unscaled result is left as it was
+        assert json.loads((trained_run / "evaluation.json").read_text()) == plain
+    with pytest.raises(ValueError, match="only rope.scaling"):
+        parse_rope_scaling(["model.lm_dim=128"])
+    with pytest.raises(ValueError, match="factor must be a number >= 1"):
+        evaluate_path(trained_run, Settings(splits=("val",), per_task=1, num_workers=0,
+                                            rope_scaling=(("type", "linear"), ("factor", 0.5))))

@@ -4,6 +4,7 @@
     python evaluate.py outputs/tiny-mrope-seed0/export          # an exported model
     python evaluate.py outputs/ablation_frequency --per-task 96 --out results/ablation_frequency/runs.json
     python evaluate.py outputs/ablation_frequency --report results/ablation_frequency   # + aggregate
+    python evaluate.py outputs/<run> rope.scaling.type=yarn rope.scaling.factor=3 rope.scaling.original_max_position=64
 
 Answers are decoded by the loop of training's final evaluation (:func:`minivlm.scoring.answer_prompts`)
 on the same prompts: the run's own config and processor, and the prompt batches of
@@ -14,6 +15,11 @@ then judged against its sample's metadata
 ``predictions.jsonl`` for error analysis) as soon as it is scored, and a run already scored from
 the same weights file with the same settings is skipped, so an interrupted evaluation of a sweep
 resumes where it stopped.
+
+A RoPE scaling has no weights, so it can be switched on for a trained run:
+``rope.scaling.<key>=<value>`` arguments (:mod:`minivlm.rope.scaling`) score the same weights
+under that scaling, and their results go to their own files (``evaluation-yarn3.json`` for
+``type=yarn factor=3``), never over the unscaled ones.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from minivlm.data.storage import SYNTHETIC_DIR
+from minivlm.data.tasks import get_task, pose_problem
+from minivlm.data.tasks.core import parse_sample_id
 from minivlm.evaluation.targets import Target, find_targets
 from minivlm.evaluation.tolerance import METRICS, Judgement, judge
 from minivlm.model import VLM, RopeConfig
@@ -55,6 +63,27 @@ class Settings:
     device: str = "cpu"  # torch device of the model
     num_workers: int | None = None  # DataLoader workers; None: the run's data.num_workers
     batch_size: int | None = None  # prompts per generation batch; None: the run's data.eval_batch_size
+    rope_scaling: tuple[tuple[str, Any], ...] = ()  # rope.scaling keys set for this evaluation (no retraining)
+
+    @property
+    def tag(self) -> str:
+        """The suffix of scaled results' file names, e.g. ``yarn3``; empty without a scaling."""
+        scaling = dict(self.rope_scaling)
+        return f"{scaling.get('type', '')}{float(scaling.get('factor', 1)):g}" if scaling else ""
+
+
+def parse_rope_scaling(overrides: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    """``rope.scaling.<key>=<value>`` arguments as ``(key, value)`` pairs (values parsed as YAML).
+
+    Raises:
+        ValueError: an argument that sets anything else (weights must match the trained model).
+    """
+    bad = [o for o in overrides if not o.startswith("rope.scaling.") or "=" not in o]
+    if bad:
+        raise ValueError(f"evaluation overrides {bad}: only rope.scaling.<key>=<value> can change without "
+                         "retraining, e.g. rope.scaling.type=yarn rope.scaling.factor=3")
+    return tuple(OmegaConf.to_container(OmegaConf.from_dotlist(list(overrides))).get("rope", {})
+                 .get("scaling", {}).items())
 
 
 def saved_model_fields(weights: Path) -> dict[str, Any]:
@@ -82,6 +111,8 @@ def load_config(target: Target, settings: Settings) -> DictConfig:
         cfg.data.num_workers = settings.num_workers
     if settings.batch_size is not None:
         cfg.data.eval_batch_size = settings.batch_size
+    if settings.rope_scaling:
+        cfg.rope.scaling = {**(cfg.rope.get("scaling") or {}), **dict(settings.rope_scaling)}
     return cfg
 
 
@@ -97,6 +128,21 @@ def split_metadata(path: Path) -> dict[str, dict[str, Any]]:
     """``{sample id: meta}`` of a shipped split, read without decoding any image."""
     table = pq.read_table(path, columns=["id", "meta"])
     return {sample_id: json.loads(meta) for sample_id, meta in zip(table["id"].to_pylist(), table["meta"].to_pylist())}
+
+
+def sample_metadata(run: Run, split: str, sample_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{sample id: meta}`` of the samples a run is scored on: the shipped split's, or, when
+    ``data.task`` changed the distribution (the prompts are generated), the problems posed again
+    (no pixels drawn)."""
+    config = run.datamodule.task_config(split)
+    if config is None:
+        return split_metadata(run.datamodule.synthetic_dir / f"{split}.parquet")
+    metadata = {}
+    for name in sample_ids:
+        task, split_name, seed, index = parse_sample_id(name)
+        problem = pose_problem(get_task(task), index, split_name, seed, config)
+        metadata[name] = {"scene": problem.scene, "query": problem.query, "choices": list(problem.choices)}
+    return metadata
 
 
 def summarise(judgements: Sequence[Judgement | JudgedAnswer]) -> dict[str, float]:
@@ -119,9 +165,9 @@ class JudgedAnswer(NamedTuple):
 
 def answer_split(run: Run, model: VLM, split: str, per_task: int) -> list[JudgedAnswer]:
     """Every judged answer of ``model`` on the first ``per_task`` samples per task of a shipped split."""
-    metadata = split_metadata(run.datamodule.synthetic_dir / f"{split}.parquet")
     answers = answer_prompts(model, run.datamodule.eval_dataloader(split, per_task), run.tokenizer,
                              run.cfg.data.max_new_tokens)
+    metadata = sample_metadata(run, split, [a.sample_id for a in answers])
     return [JudgedAnswer(split, a.task, a.sample_id, a.prediction, a.answer,
                          *judge(a.prediction, a.answer, metadata[a.sample_id])) for a in answers]
 
@@ -134,38 +180,42 @@ def summarise_split(answers: Sequence[JudgedAnswer]) -> dict[str, dict[str, floa
     return {task: summarise(judged[task]) for task in sorted(judged)}
 
 
-def fingerprint(target: Target, per_task: int) -> dict[str, Any]:
-    """What a stored result must match to be reused: the same weights file, unchanged, same sample count."""
+def fingerprint(target: Target, per_task: int, settings: Settings) -> dict[str, Any]:
+    """What a stored result must match to be reused: the same weights file, unchanged, same sample count
+    and scaling."""
     return {"weights": str(target.weights.resolve()), "modified_ns": target.weights.stat().st_mtime_ns,
-            "per_task": per_task}
+            "per_task": per_task, "rope_scaling": dict(settings.rope_scaling) or None}
 
 
-def stored_result(target: Target, per_task: int, splits: Sequence[str]) -> dict[str, Any] | None:
+def stored_result(target: Target, per_task: int, settings: Settings) -> dict[str, Any] | None:
     """The run's saved result when it covers these splits with these weights and settings."""
-    path = target.folder.evaluation_json
+    path = target.folder.evaluation(settings.tag)[0]
     if not path.is_file():
         return None
     result = read_json(path)
-    same = all(result.get(key) == value for key, value in fingerprint(target, per_task).items())
-    return result if same and set(splits) <= set(result["scores"]) else None
+    same = all(result.get(key) == value for key, value in fingerprint(target, per_task, settings).items())
+    return result if same and set(settings.splits) <= set(result["scores"]) else None
 
 
 def evaluate_target(target: Target, settings: Settings, force: bool = False) -> dict[str, Any]:
     """Score one model on every split, save the result in its run folder, and return it."""
     cfg = load_config(target, settings)
     per_task = settings.per_task or int(cfg.data.final_eval_per_task)
-    if not force and (result := stored_result(target, per_task, settings.splits)) is not None:
-        print(f"{target.folder.root}: already scored ({target.folder.evaluation_json}), skipped")
+    result_json, result_csv, predictions = target.folder.evaluation(settings.tag)
+    if not force and (result := stored_result(target, per_task, settings)) is not None:
+        print(f"{target.folder.root}: already scored ({result_json}), skipped")
         return result
-    run = build_run(cfg, target.folder.root)
+    run = build_run(cfg, target.folder.root)  # checks the scaling, with the rest of the config
     model, step = load_model(target)
+    if settings.rope_scaling:
+        model = model.with_rope_scaling(run.model_config.rope.scaling)
     model = model.to(settings.device)
     answers = {split: answer_split(run, model, split, per_task) for split in settings.splits}
     scores = {split: summarise_split(split_answers) for split, split_answers in answers.items()}
     result = {
         "run": target.folder.root.name,
         "run_dir": str(target.folder.root),
-        **fingerprint(target, per_task),
+        **fingerprint(target, per_task, settings),
         "step": step,
         "finished": target.folder.load_final_eval() is not None,
         "config": {"rope": RopeConfig(**cfg.rope).label, "vit_rope": bool(cfg.model.vit_rope), "seed": cfg.seed,
@@ -174,12 +224,12 @@ def evaluate_target(target: Target, settings: Settings, force: bool = False) -> 
         "mean": {split: {m: sum(s[m] for s in tasks.values()) / len(tasks) for m in METRICS}
                  for split, tasks in scores.items()},
     }
-    write_csv([result], target.folder.evaluation_csv)
-    with target.folder.predictions.open("w") as handle:  # for error analysis (README, results/)
+    write_csv([result], result_csv)
+    with predictions.open("w") as handle:  # for error analysis (README, results/)
         handle.writelines(json.dumps(a._asdict()) + "\n" for split_answers in answers.values() for a in split_answers)
     # The JSON marks the run as scored, so it is written last and whole: an evaluation interrupted
     # here leaves either no result or a complete one.
-    write_atomically(target.folder.evaluation_json, json.dumps(result, indent=2))
+    write_atomically(result_json, json.dumps(result, indent=2))
     print(format_result(result))
     return result
 
@@ -231,6 +281,8 @@ def format_result(result: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="a .ckpt, an export folder, a run folder, or a folder of runs")
+    parser.add_argument("overrides", nargs="*", help="rope.scaling.<key>=<value>: score under a RoPE scaling, e.g. "
+                        "rope.scaling.type=yarn rope.scaling.factor=3 rope.scaling.original_max_position=64")
     parser.add_argument("--splits", nargs="+", default=["val", "extrapolate"], help="shipped splits to score")
     parser.add_argument("--per-task", type=int, default=None, help="samples per task (default: the run's "
                         "data.final_eval_per_task)")
@@ -246,8 +298,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.per_task is not None and args.per_task < 1:
         parser.error(f"--per-task must be >= 1, got {args.per_task}")
-    settings = Settings(tuple(args.splits), args.per_task, args.weights, args.device, args.workers, args.batch_size)
     try:
+        settings = Settings(tuple(args.splits), args.per_task, args.weights, args.device, args.workers,
+                            args.batch_size, parse_rope_scaling(args.overrides))
         results = evaluate_path(args.path, settings, args.force)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None

@@ -13,7 +13,7 @@ no weights, so the trained weights are re-used as they are):
 Prompts are generated from the ``val`` split's held-out scenes with the run's own task settings,
 the clip length and depth replaced (``TaskConfig.frames``, ``TaskConfig.depth``), and decoded by
 the scoring loop of every other evaluation (:func:`minivlm.scoring.answer_prompts`). Each run's
-records are written to its folder (``extrapolation.json``) as every (scaling, length, depth) cell
+records are written to its folder (``RunFolder.extrapolation``) as every (scaling, length, depth) cell
 finishes, so an interrupted sweep resumes where it stopped.
 """
 
@@ -42,9 +42,6 @@ from minivlm.run_folder import read_json, write_atomically
 from minivlm.scoring import TaskScores, answer_prompts
 from minivlm.train.datamodule import GeneratedSet
 from minivlm.train.run import Run, build_run
-
-RESULT = "extrapolation.json"
-
 
 @dataclass(frozen=True)
 class Grid:
@@ -105,7 +102,7 @@ def measure_run(target: Target, grid: Grid, device: str = "cpu") -> dict[str, An
     original = grid.original_max_position or longest_position(run, grid.tasks[0], grid.groups[0])
     settings = {"weights": str(target.weights), "step": step, "scaling": grid.scaling, "axes": grid.axes,
                 "original_max_position": original, "per_cell": grid.per_cell}
-    path = target.folder.root / RESULT
+    path = target.folder.extrapolation
     stored = read_json(path) if path.is_file() else {}
     records = stored["records"] if stored.get("settings") == json.loads(json.dumps(settings)) else {}
     scaled: dict[float, VLM] = {}
