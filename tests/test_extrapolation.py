@@ -49,7 +49,7 @@ def test_every_cell_is_measured_once_and_the_grid_resumes(trained, monkeypatch, 
     assert len(cells) == len(result["records"]) == 12 and all(r["n"] == 2 for r in result["records"])
     assert (result["rope"], result["layout"]) == ("mrope_interleaved", "absolute_time")
     stored = json.loads((trained / "extrapolation.json").read_text())
-    assert stored["settings"]["original_max_position"] > 8  # measured from the 4-group prompts
+    assert all(r["original_max_position"] > 8 for r in stored["records"].values())  # measured from 4-group prompts
     calls = []
 
     def fake_answers(model, loader, tokenizer, max_new_tokens):
@@ -59,6 +59,9 @@ def test_every_cell_is_measured_once_and_the_grid_resumes(trained, monkeypatch, 
     monkeypatch.setattr(extrapolation, "answer_prompts", fake_answers)
     again = measure_run(resolve_target(trained), Grid(**{**grid.__dict__, "groups": (4, 8, 16)}))
     assert len(calls) == 6 and len(again["records"]) == 18  # only the new length was measured
+    linear = measure_run(resolve_target(trained), Grid(**{**grid.__dict__, "scaling": "linear", "factors": (2.0,)}))
+    assert len(calls) == 12 and {r["scaling"] for r in linear["records"]} == {"linear"}  # beside the yarn cells
+    assert len(json.loads((trained / "extrapolation.json").read_text())["records"]) == 12 + 6 + 6
     written = write_report([again], Grid(**{**grid.__dict__, "groups": (4, 8, 16)}), tmp_path / "report", "cmd")
     assert {path.name for path in written} >= {"extrapolation.md", "extrapolation.csv", "length_clip_needle.png",
                                                "vniah_map_factor1.png", "vniah_map_factor2.png"}

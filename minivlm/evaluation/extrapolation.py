@@ -63,8 +63,10 @@ class Grid:
                 for groups in self.groups for depth in (self.depths if task == "clip_needle" else self.depths[:1])]
 
 
-def cell_key(task: str, groups: int, depth: float, factor: float) -> str:
-    return f"{task}/{groups}/{depth:g}/{factor:g}"
+    def cell_key(self, task: str, groups: int, depth: float, factor: float, original: int) -> str:
+        """A measurement's name: the cell and everything that changes its scaling."""
+        axes = "+".join(self.axes) if self.axes else "all"
+        return f"{task}/{groups}/{depth:g}/{self.scaling}-{factor:g}-{axes}-{original}"
 
 
 def prompts(run: Run, task: str, groups: int, depth: float, per_cell: int) -> torch.utils.data.DataLoader:
@@ -93,32 +95,32 @@ def scaling_of(grid: Grid, factor: float, original: int) -> dict[str, Any] | Non
 def measure_run(target: Target, grid: Grid, device: str = "cpu") -> dict[str, Any]:
     """Accuracy of one run at every cell of ``grid``; resumes from and adds to ``extrapolation.json``.
 
-    Stored cells are reused when they were measured from the same weights with the same scaling
-    settings; a new length, depth or factor only measures what is missing.
+    Stored cells are reused when they were measured from the same weights with the same number of
+    prompts; a new length, depth, factor or scaling type only measures what is missing.
     """
     cfg = load_config(target, Settings(num_workers=0))
     run = build_run(cfg, target.folder.root)
     model, step = load_model(target)
     original = grid.original_max_position or longest_position(run, grid.tasks[0], grid.groups[0])
-    settings = {"weights": str(target.weights), "step": step, "scaling": grid.scaling, "axes": grid.axes,
-                "original_max_position": original, "per_cell": grid.per_cell}
+    settings = {"weights": str(target.weights), "step": step, "per_cell": grid.per_cell}
     path = target.folder.extrapolation
     stored = read_json(path) if path.is_file() else {}
     records = stored["records"] if stored.get("settings") == json.loads(json.dumps(settings)) else {}
     scaled: dict[float, VLM] = {}
     for task, groups, depth, factor in grid.cells():
-        key = cell_key(task, groups, depth, factor)
+        key = grid.cell_key(task, groups, depth, factor, original)
         if key in records:
             continue
         if factor not in scaled:
             scaled[factor] = model.with_rope_scaling(scaling_of(grid, factor, original)).to(device)
         answers = answer_prompts(scaled[factor], prompts(run, task, groups, depth, grid.per_cell), run.tokenizer,
                                  cfg.data.max_new_tokens)
-        records[key] = {"task": task, "groups": groups, "depth": depth, "factor": factor,
-                        "n": len(answers), "exact": TaskScores.of(answers).accuracy()[task]}
+        records[key] = {"task": task, "groups": groups, "depth": depth, "factor": factor, "scaling": grid.scaling,
+                        "axes": grid.axes, "original_max_position": original, "n": len(answers),
+                        "exact": TaskScores.of(answers).accuracy()[task]}
         write_atomically(path, json.dumps({"settings": settings, "records": records}, indent=1))
     print(f"{target.folder.root}: {len(records)} cells (original_max_position {original})")
-    wanted = {cell_key(*cell) for cell in grid.cells()}
+    wanted = {grid.cell_key(*cell, original) for cell in grid.cells()}
     return {"run": target.folder.root.name, "rope": run.model_config.rope.label, "seed": cfg.seed,
             "layout": cfg.data.video_layout, "records": [r for k, r in records.items() if k in wanted]}
 

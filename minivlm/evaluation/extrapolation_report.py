@@ -70,7 +70,8 @@ def markdown(results: list[dict[str, Any]], grid: Any, command: str) -> str:
 
 
 def write_csv(results: list[dict[str, Any]], path: Path) -> None:
-    fields = ["run", "rope", "layout", "seed", "task", "groups", "depth", "factor", "n", "exact"]
+    fields = ["run", "rope", "layout", "seed", "task", "groups", "depth", "factor", "scaling", "axes",
+              "original_max_position", "n", "exact"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
