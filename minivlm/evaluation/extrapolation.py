@@ -144,7 +144,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     grid = Grid(tuple(args.tasks), tuple(args.groups), tuple(args.depths), tuple(args.factors), args.scaling,
                 args.original_max_position, tuple(args.axes) if args.axes else None, args.per_cell)
     try:
-        results = [measure_run(target, grid, args.device) for target in find_targets(args.path, args.weights)]
+        targets = find_targets(args.path, args.weights)
+        unfinished = [t for t in targets if t.weights.suffix == ".ckpt" and t.folder.load_final_eval() is None]
+        for target in unfinished:  # a sweep in progress: its checkpoint is of some middle step
+            print(f"skipped: {target.folder.root} has not finished training")
+        results = [measure_run(target, grid, args.device) for target in targets if target not in unfinished]
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     if args.report is not None:
