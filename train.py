@@ -8,25 +8,12 @@
     python train.py -m rope=mrope,mrope_interleaved seed=0,1,2     # a sweep
     python train.py ckpt_path=last                    # resume this run exactly
 
-Everything is composed by Hydra from configs/ (see configs/train.yaml); the work is done by
-minivlm.train.run, which the tests call directly.
+Everything is composed by Hydra from configs/ (see configs/train.yaml, or `python train.py --help`);
+the command is minivlm.train.main (also installed as `minivlm-train`, for any folder) and the
+work is done by minivlm.train.run, which the tests call directly.
 """
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
-from minivlm.train.config_store import register_configs
-from minivlm.train.run import train
-
-register_configs()  # the model/ and rope/ groups start from the config dataclasses
-
-
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
-def main(cfg: DictConfig) -> float:
-    """Returns the final mean validation accuracy (what a Hydra sweeper would optimise)."""
-    return train(cfg, HydraConfig.get().runtime.output_dir)["val_acc"]
-
+from minivlm.train.main import main
 
 if __name__ == "__main__":
     main()

@@ -19,11 +19,10 @@ from pathlib import Path
 import datasets
 
 from minivlm.data.baselines import estimate_baselines
-from minivlm.data.storage import SYNTHETIC_DIR, write_parquet
+from minivlm.data.storage import write_parquet
 from minivlm.data.tasks import SPLITS, TASKS, generate
+from minivlm.resources import SYNTHETIC_DIR, TOKENIZER_DIR
 from minivlm.tokenizer import BPETokenizer, corpus_from_samples
-
-TOKENIZER_DIR = SYNTHETIC_DIR.parent / "tokenizer"
 
 
 def build_split(out: Path, split: str, samples: int, seed: int) -> dict[str, int]:

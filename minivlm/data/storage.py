@@ -17,7 +17,8 @@ import datasets
 import torch.utils.data
 from PIL import Image
 
-SYNTHETIC_DIR = Path(__file__).resolve().parents[2] / "data" / "synthetic"  # the shipped sets (data/README.md)
+from minivlm.resources import SYNTHETIC_DIR  # the shipped sets (data/README.md)
+
 
 FEATURES = datasets.Features({
     "id": datasets.Value("string"),

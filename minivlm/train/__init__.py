@@ -1,0 +1,1 @@
+"""Training: the Lightning module and data module, checkpoints, resume, export, and one run end to end."""
