@@ -42,6 +42,24 @@ def test_csv_log_has_loss_lr_accuracy_tokens_and_flops(tmp_path, tokenizer):
         assert flops == pytest.approx(training_flops(run.module.model, batches[k - 1]), rel=1e-6)
 
 
+@pytest.mark.slow
+def test_progress_lines_on_the_console_and_in_train_log_when_the_bar_is_off(tmp_path, capsys):
+    # compose_config turns the progress bar off, as sweeps do.
+    train(compose_config("steps=4", "eval_every=2", "logging.progress_every=2", "trainer.log_every_n_steps=1"), tmp_path)
+    losses, lrs = logged(tmp_path, "train/loss"), logged(tmp_path, "lr")
+    accuracy = logged(tmp_path, "val/acc")
+    lines = [line.split("] ", 1)[1] for line in (tmp_path / "train.log").read_text().splitlines() if line.startswith("[")]
+    progress = [line for line in lines if line.startswith("step ")]
+    # Lightning logs a step's metrics under the index of the batch (step - 1).
+    assert [line.split("  ")[:3] for line in progress] == [
+        ["step 2/4", f"loss {losses[1]:.4f}", f"lr {lrs[1]:.2e}"], ["step 2/4", f"val acc {accuracy[1]:.3f}"],
+        ["step 4/4", f"loss {losses[3]:.4f}", f"lr {lrs[3]:.2e}"], ["step 4/4", f"val acc {accuracy[3]:.3f}"]]
+    assert all(line.endswith(" tok/s") for line in progress if "loss" in line)
+    assert f"run folder: {tmp_path}" in lines
+    printed = capsys.readouterr().out
+    assert all(line in printed for line in progress) and "validation accuracy after 4 steps" in printed
+
+
 def math_attention(q, k, v, attn_mask=None, is_causal=False, enable_gqa=False, **unused):
     """Attention as two batched matmuls, which every torch version's FLOP counter counts."""
     if enable_gqa:

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from minivlm.model import VLM, ModelConfig, RopeConfig, transformer_block_classes
 from minivlm.processing import Processor
+from minivlm.resources import TOKENIZER_DIR
 from minivlm.rope import RopeSchedule
 from minivlm.run_folder import RunFolder, write_atomically
 from minivlm.scoring import TaskScores, answer_prompts, format_report
@@ -37,6 +38,7 @@ from minivlm.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best
 from minivlm.train.datamodule import VLMDataModule
 from minivlm.train.export import export_model, read_checkpoint
 from minivlm.train.module import LossGuardError, VLMTrainingModule
+from minivlm.train.progress import ProgressLines, log, run_log, silence_known_warnings
 from minivlm.train.resume import check_resume, read_checkpoint_file, resolve_checkpoint
 from minivlm.train.run_lock import claim_run_folder
 from minivlm.train.settings import check_settings
@@ -66,7 +68,7 @@ def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
 
     Also builds the runs that evaluation scores, whose saved configs may predate newer training settings.
     """
-    tokenizer = BPETokenizer.load(cfg.data.tokenizer)
+    tokenizer = BPETokenizer.load(cfg.data.tokenizer or TOKENIZER_DIR)
     model_config = build_model_config(cfg, tokenizer)
     schedule = model_config.rope_schedule()  # checks names, layer count and head-dim fit
 
@@ -133,7 +135,10 @@ def build_trainer(cfg: DictConfig, run: Run) -> L.Trainer:
     )
     # Best first: Lightning runs checkpoint callbacks last, in their order, so last.ckpt holds the best so far.
     checkpoints = [best_checkpoint(run.folder.checkpoints), LastCheckpoint(run.folder.last_checkpoint, cfg.checkpoint_every)]
-    return instantiate(cfg.trainer, strategy=build_strategy(cfg), callbacks=[throughput, *checkpoints],
+    callbacks = [throughput, *checkpoints]
+    if not cfg.trainer.enable_progress_bar:  # the bar shows loss and accuracy itself
+        callbacks.append(ProgressLines(cfg.logging.progress_every, pad_id))
+    return instantiate(cfg.trainer, strategy=build_strategy(cfg), callbacks=callbacks,
                        plugins=[AtomicCheckpointIO()], logger=build_loggers(cfg, run.folder),
                        default_root_dir=str(run.folder.root))
 
@@ -175,27 +180,29 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         SystemExit: the loss became NaN, infinite or diverged (the message names the last good checkpoint).
     """
     check_settings(cfg)
+    silence_known_warnings()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run = build_run(cfg, run_dir)
     resume = resolve_checkpoint(cfg.ckpt_path, run.folder)
     if resume is not None:
         check_resume(resume, run.module, cfg.resume.weights_only)  # with weights_only: loads the weights now
-    elif cfg.ckpt_path is not None:
-        print(f"no checkpoint at {run.folder.last_checkpoint} yet: the run starts at step 0")
     resuming = resume is not None and not cfg.resume.weights_only
     # The folder's files are this run's own only when it resumes a checkpoint of this folder.
     own = resuming and resume.resolve().parent == run.folder.checkpoints.resolve()
     trainer = build_trainer(cfg, run)
-    # Data-parallel ranks share rank 0's folder and its claim.
-    claim = claim_run_folder(run.folder, own, cfg.overwrite) if rank_zero_only.rank == 0 else nullcontext()
-    with claim:
-        return fit_and_report(run, trainer, resume if resuming else None)
+    # Data-parallel ranks share rank 0's folder, its claim and its log.
+    rank_zero = rank_zero_only.rank == 0
+    with claim_run_folder(run.folder, own, cfg.overwrite) if rank_zero else nullcontext():
+        with run_log(run.folder.log) if rank_zero else nullcontext():
+            if resume is None and cfg.ckpt_path is not None:
+                log.info(f"no checkpoint at {run.folder.last_checkpoint} yet: the run starts at step 0")
+            return fit_and_report(run, trainer, resume if resuming else None)
 
 
 def fit_and_report(run: Run, trainer: L.Trainer, resume: Path | None) -> dict[str, Any]:
     """:func:`train`'s work once the run folder is claimed: fit (from ``resume``), evaluate, export."""
     save_run_files(run)
-    print(f"run folder: {run.folder.root}\nrope schedule: {run.schedule.describe()}")
+    log.info(f"run folder: {run.folder.root}\nrope schedule: {run.schedule.describe()}")
     last = run.folder.last_checkpoint
     try:
         trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=resume)
@@ -210,7 +217,7 @@ def fit_and_report(run: Run, trainer: L.Trainer, resume: Path | None) -> dict[st
     model = read_checkpoint(last)[0].to(trainer.strategy.root_device)
     accuracy = evaluate_split(run, "val", cfg.data.final_eval_per_task, model)
     baselines = run.folder.load_baselines()["val"]
-    print(format_report(accuracy, baselines, f"validation accuracy after {trainer.global_step} steps"))
+    log.info(format_report(accuracy, baselines, f"validation accuracy after {trainer.global_step} steps"))
     mean = sum(accuracy.values()) / len(accuracy)
     result = {"val_acc": mean, "accuracy": accuracy, "steps": trainer.global_step}
     export_model(model, run.tokenizer, run.folder.export)
