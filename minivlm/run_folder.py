@@ -12,10 +12,21 @@
         logs/version_<n>/metrics.csv one CSV log per launch (a resumed run adds a version)
         tensorboard/                 TensorBoard events, when installed
         final_eval.json              written when training finished: accuracy per task, steps
-        export/                      model.safetensors + config.json + tokenizer.json (no Lightning needed)
+        export/                      the model as a standalone folder (:class:`ExportFolder`, no Lightning needed)
         evaluation.json, .csv        written by ``python evaluate.py``, with predictions.jsonl
         evaluation-<tag>.json ...    the same under a RoPE scaling (tag e.g. ``yarn3``)
         extrapolation.json           accuracy on longer clips (``python -m minivlm.evaluation.extrapolation``)
+
+    export/
+        model.safetensors            the weights (tensors only: safe to load from strangers)
+        config.json                  the ModelConfig fields and ``model_type`` (``VLM.from_pretrained``)
+        processor_config.json        the processor's settings (``Processor.from_pretrained``)
+        tokenizer.json               the tokenizer
+        chat_template.jinja          the chat template as Jinja text (what the processor writes)
+        generation_config.json       answer budget and end-of-answer token
+        evaluation_config.json       the task distribution the run was evaluated on
+        final_eval.json              the run's final accuracy and step
+        README.md                    the model card: config, data, metrics, the command
 
 A Hydra sweep puts one such folder per job below its sweep folder. Training
 (:mod:`minivlm.train.run`), evaluation, aggregation and the curves all find their files through
@@ -35,7 +46,8 @@ from typing import Any, BinaryIO
 
 from omegaconf import DictConfig, OmegaConf
 
-EXPORT_WEIGHTS, EXPORT_CONFIG = "model.safetensors", "config.json"  # the files of an export folder
+EXPORT_WEIGHTS, EXPORT_CONFIG = "model.safetensors", "config.json"  # the files that make a folder an export
+FINAL_EVAL = "final_eval.json"  # a finished run's accuracy and step, in its folder and in its export
 WEIGHT_CHOICES = ("last", "best", "export")  # which weights of a run evaluation loads
 PARTIAL_SUFFIX = ".partial"  # a file being written by atomic_file, beside its destination
 
@@ -54,7 +66,7 @@ class RunFolder:
         self.log = self.root / "train.log"
         self.logs = self.root / "logs"
         self.tensorboard = self.root / "tensorboard"
-        self.final_eval = self.root / "final_eval.json"
+        self.final_eval = self.root / FINAL_EVAL
         self.export = self.root / "export"
         self.evaluation_json = self.root / "evaluation.json"
         self.evaluation_csv = self.root / "evaluation.csv"
@@ -123,6 +135,29 @@ class RunFolder:
 
     def load_final_eval(self) -> dict[str, Any] | None:
         """``final_eval.json`` (None while training has not finished)."""
+        return read_json(self.final_eval) if self.final_eval.is_file() else None
+
+
+class ExportFolder:
+    """The files of an export folder (see the module docstring): everything that reproduces the run's answers."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.weights = self.root / EXPORT_WEIGHTS
+        self.config = self.root / EXPORT_CONFIG
+        self.processor = self.root / "processor_config.json"
+        self.tokenizer_dir = self.root
+        self.chat_template = self.root / "chat_template.jinja"
+        self.generation = self.root / "generation_config.json"
+        self.evaluation = self.root / "evaluation_config.json"
+        self.final_eval = self.root / FINAL_EVAL
+        self.card = self.root / "README.md"
+
+    def __repr__(self) -> str:
+        return f"ExportFolder({str(self.root)!r})"
+
+    def load_final_eval(self) -> dict[str, Any] | None:
+        """The run's ``final_eval.json`` (None in exports made by hand from a checkpoint)."""
         return read_json(self.final_eval) if self.final_eval.is_file() else None
 
 

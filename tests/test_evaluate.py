@@ -129,7 +129,7 @@ def test_checkpoint_and_standalone_export_load_the_same_weights(trained_run, tmp
         model, step = load_model(target)
         steps.append(step)
         runs.append(model.state_dict())
-    assert steps == [2, None]  # a checkpoint knows its step; an export outside its run folder does not
+    assert steps == [2, 2]  # a checkpoint knows its step, and an export carries its run's final_eval.json
     assert runs[0].keys() == runs[1].keys() == fresh.keys()
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
     assert not all(torch.equal(runs[0][k], fresh[k]) for k in fresh)  # the weights were really loaded

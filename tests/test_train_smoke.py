@@ -11,10 +11,10 @@ from omegaconf import OmegaConf
 from train_helpers import CONFIGS, compose_config, finite, logged, single_thread  # noqa: F401 (autouse fixture)
 
 from minivlm.data.tasks import MIXES
-from minivlm.model import SIZES, ModelConfig
+from minivlm.model import SIZES, VLM, ModelConfig
 from minivlm.model.config import size_fields
 from minivlm.tokenizer import BPETokenizer
-from minivlm.train.export import load_exported, read_checkpoint
+from minivlm.train.export import read_checkpoint
 from minivlm.train.run import build_run, train
 
 ROPE_CONFIGS = sorted(path.stem for path in (CONFIGS / "rope").glob("*.yaml"))
@@ -51,7 +51,7 @@ def test_run_folder_is_complete_and_the_export_reproduces_the_checkpoint(tmp_pat
     assert (folder / "best-2.ckpt").is_file()  # the one validation mid-run picked it
 
     trained, _ = read_checkpoint(folder / "last.ckpt")
-    exported, exported_tokenizer = load_exported(tmp_path / "export")
+    exported, exported_tokenizer = VLM.from_pretrained(tmp_path / "export"), BPETokenizer.load(tmp_path / "export")
     assert exported.config == trained.config and exported_tokenizer.vocab_size == tokenizer.vocab_size
     L.seed_everything(cfg.seed)
     run = build_run(cfg, tmp_path)  # the run as it started: same seed, same initial weights

@@ -38,19 +38,17 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from minivlm.data.storage import SYNTHETIC_DIR
 from minivlm.data.tasks import get_task, pose_problem
 from minivlm.data.tasks.core import parse_sample_id
 from minivlm.evaluation.targets import Target, find_targets
 from minivlm.evaluation.tolerance import METRICS, Judgement, judge
 from minivlm.model import VLM, RopeConfig
-from minivlm.run_folder import EXPORT_CONFIG, WEIGHT_CHOICES, read_json, write_atomically
+from minivlm.resources import CONFIG_DIR, SYNTHETIC_DIR
+from minivlm.run_folder import EXPORT_CONFIG, WEIGHT_CHOICES, ExportFolder, read_json, write_atomically
 from minivlm.scoring import answer_prompts
 from minivlm.train.config_store import NOT_IN_MODEL_GROUP, register_configs
-from minivlm.train.export import load_exported, read_checkpoint
+from minivlm.train.export import read_checkpoint
 from minivlm.train.run import Run, build_run
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"  # defaults for exports saved outside a run
 
 
 @dataclass(frozen=True)
@@ -90,14 +88,32 @@ def saved_model_fields(weights: Path) -> dict[str, Any]:
     """The ModelConfig fields stored with the weights themselves (checkpoint hparams or config.json)."""
     if weights.suffix == ".ckpt":
         return torch.load(weights, map_location="cpu", weights_only=True, mmap=True)["hyper_parameters"]["model_config"]
-    return read_json(weights / EXPORT_CONFIG)
+    fields = read_json(weights / EXPORT_CONFIG)
+    fields.pop("model_type", None)
+    return fields
+
+
+def use_export_settings(cfg: DictConfig, files: ExportFolder) -> None:
+    """Set ``cfg.data`` to what an export carries: its processor's settings, the task distribution and
+    prompt count it was evaluated on, its answer budget (exports made before these files keep the defaults)."""
+    data = cfg.data
+    if files.processor.is_file():
+        processor = read_json(files.processor)
+        data.min_pixels, data.max_pixels = processor["min_pixels"], processor["max_pixels"]
+        data.fps, data.video_layout = processor["fps"], processor["video_layout"]
+    if files.evaluation.is_file():
+        evaluated = read_json(files.evaluation)
+        data.mix, data.task, data.curriculum = evaluated["mix"], evaluated["task"], []
+        data.final_eval_per_task, data.eval_batch_size = evaluated["per_task"], evaluated["eval_batch_size"]
+    if files.generation.is_file():
+        data.max_new_tokens = read_json(files.generation)["max_new_tokens"]
 
 
 def load_config(target: Target, settings: Settings) -> DictConfig:
     """The run's resolved config (or the defaults plus the saved model), with evaluation overrides."""
     if target.config is not None:
         cfg = OmegaConf.load(target.config)
-    else:  # an export or checkpoint outside a run: data settings from configs/, the model from the weights
+    else:  # weights outside a run: the shipped defaults, the model from the weights, an export's own settings
         register_configs()
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = compose("train")
@@ -105,6 +121,8 @@ def load_config(target: Target, settings: Settings) -> DictConfig:
         model = saved_model_fields(target.weights)
         cfg.rope = model["rope"]
         cfg.model = {key: value for key, value in model.items() if key not in NOT_IN_MODEL_GROUP}
+        if target.weights.is_dir():
+            use_export_settings(cfg, ExportFolder(target.weights))
     cfg.data.tokenizer = str(target.tokenizer_dir)  # the run's own tokenizer, whatever the working directory
     cfg.compile = False  # a few hundred short generations: compiling would cost more than it saves
     if settings.num_workers is not None:
@@ -120,8 +138,8 @@ def load_model(target: Target) -> tuple[VLM, int | None]:
     """The target's model and the training step its weights come from (strict: a mismatch names the tensors)."""
     if target.weights.suffix == ".ckpt":
         return read_checkpoint(target.weights)
-    final = target.folder.load_final_eval()  # an export is written when training finished
-    return load_exported(target.weights)[0], final["steps"] if final else None
+    final = ExportFolder(target.weights).load_final_eval() or target.folder.load_final_eval()
+    return VLM.from_pretrained(target.weights), final["steps"] if final else None
 
 
 def split_metadata(path: Path) -> dict[str, dict[str, Any]]:

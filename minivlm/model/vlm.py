@@ -5,15 +5,22 @@ merged to LM width and written into the embedding of its placeholder tokens (``<
 ``<|video_pad|>``) in the order they occur, row by row. The collator concatenates vision tensors
 in that same order. Training minimises next-token cross entropy on answer tokens only (labels
 other than -100), computing the output head only where there is a target.
+
+``save_pretrained`` / ``from_pretrained`` write and read the model's part of an export folder
+(:class:`~minivlm.run_folder.ExportFolder`) in the layout of Hugging Face models: the weights as
+safetensors, the config as ``config.json`` with a ``model_type``; torch and safetensors only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_model, save_model
 from torch import nn
 
 from minivlm.model.cache import KVCache
@@ -22,7 +29,10 @@ from minivlm.model.generate import generate
 from minivlm.model.lm import DecoderLayer, LanguageModel
 from minivlm.model.merger import PatchMerger
 from minivlm.model.vision import VisionBlock, VisionEncoder
+from minivlm.run_folder import ExportFolder
 from minivlm.schema import IGNORE_INDEX, Batch
+
+MODEL_TYPE = "minivlm"  # config.json's model_type: what tools that read exports check
 
 
 @dataclass
@@ -115,6 +125,34 @@ class VLM(nn.Module):
             model = VLM(config)
         model.load_state_dict(self.state_dict())
         return model.to(parameter.dtype).eval()
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` into ``folder`` (created); returns the folder."""
+        files = ExportFolder(folder)
+        files.root.mkdir(parents=True, exist_ok=True)
+        save_model(self, str(files.weights))  # stores tied (shared) tensors once
+        files.config.write_text(json.dumps({"model_type": MODEL_TYPE, **asdict(self.config)}, indent=2))
+        return files.root
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> VLM:
+        """The model (eval mode, CPU) that :meth:`save_pretrained` wrote into ``folder``.
+
+        Raises:
+            ValueError: no minivlm model in ``folder``; a weight mismatch names the tensors.
+        """
+        files = ExportFolder(folder)
+        if not (files.config.is_file() and files.weights.is_file()):
+            raise ValueError(f"{files.root} holds no exported model ({files.config.name} and {files.weights.name}); "
+                             "pass an export folder, e.g. outputs/<run>/export")
+        fields = json.loads(files.config.read_text())
+        model_type = fields.pop("model_type", MODEL_TYPE)  # exports before model_type was written had none
+        if model_type != MODEL_TYPE:
+            raise ValueError(f"{files.config} is a {model_type!r} model, not {MODEL_TYPE!r}; load it with the "
+                             "library it was made for")
+        model = cls(ModelConfig(**fields))
+        load_model(model, str(files.weights))  # strict: a mismatch raises, naming the tensors
+        return model.eval()
 
     def generate(self, batch: Batch, max_new_tokens: int, eos_token_id: int | None = None,
                  temperature: float = 0.0, top_k: int | None = None, generator: torch.Generator | None = None,

@@ -8,17 +8,23 @@ vision token (:mod:`~minivlm.processing.template`). Every error is a :class:`Sam
 ``ValueError``) that names the sample it came from and the kind of fault, so that a real dataset
 can skip and count the samples the processor rejects (:mod:`minivlm.data.adapters`). Runs on CPU
 inside DataLoader workers; position ids are built later, by the collator.
+
+``save_pretrained`` / ``from_pretrained`` write and read the processor's part of an export folder
+(:class:`~minivlm.run_folder.ExportFolder`): its settings, the tokenizer and the chat template.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from minivlm.processing.media import EncodedMedia, VisionSpec, encode_image, encode_video
-from minivlm.processing.template import render_chat
+from minivlm.processing.template import CHAT_TEMPLATE, render_chat
+from minivlm.run_folder import ExportFolder
 from minivlm.schema import EncodedSample, Sample
 from minivlm.tokenizer import BPETokenizer
 
@@ -139,6 +145,36 @@ class Processor:
             "task": sample.get("task", ""),
             "answer": sample.get("answer", ""),
         }
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor's arguments but the tokenizer: what ``processor_config.json`` holds."""
+        spec = self.spec
+        return {"patch_size": spec.patch_size, "temporal_patch": spec.temporal_patch, "merge": spec.merge,
+                "min_pixels": spec.min_pixels, "max_pixels": spec.max_pixels, "image_mean": list(spec.mean),
+                "image_std": list(spec.std), "fps": spec.fps, "video_layout": spec.video_layout,
+                "max_seq_len": self.max_seq_len}
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write the settings, the tokenizer and the chat template into ``folder`` (created); returns it."""
+        files = ExportFolder(folder)
+        files.root.mkdir(parents=True, exist_ok=True)
+        files.processor.write_text(json.dumps(self.settings(), indent=2))
+        self.tokenizer.save(files.tokenizer_dir)
+        files.chat_template.write_text(CHAT_TEMPLATE)
+        return files.root
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> Processor:
+        """The processor that :meth:`save_pretrained` wrote into ``folder``, with its tokenizer.
+
+        Raises:
+            ValueError: ``folder`` has no processor settings or no tokenizer.
+        """
+        files = ExportFolder(folder)
+        if not files.processor.is_file():
+            raise ValueError(f"{files.root} has no {files.processor.name}; pass an export folder written by "
+                             "training (outputs/<run>/export) or by Processor.save_pretrained")
+        return cls(BPETokenizer.load(files.tokenizer_dir), **json.loads(files.processor.read_text()))
 
     def _vision_tensors(self, media: list[EncodedMedia]) -> dict[str, torch.Tensor]:
         """Patch rows, grids and patch coordinates of all media, in token order."""

@@ -15,6 +15,11 @@ rest gets label -100. A prompt drops the final assistant turn and ends with
 For the position designs the sequence is a list of segments: text runs (the start/end markers and
 timestamp text included, SPEC.md section 7) and one :class:`~minivlm.rope.VisionSegment` per
 block.
+
+:data:`CHAT_TEMPLATE` writes the same text as Jinja, the form Hugging Face tools read from an
+export (``chat_template.jinja``), with one pad token per image or video as Qwen2-VL's template
+does: the processor expands an image's pad to its merged tokens, and a video's to its temporal
+groups, each after its timestamp.
 """
 
 from __future__ import annotations
@@ -29,6 +34,20 @@ from minivlm.rope import Segment, TextSegment
 from minivlm.schema import IGNORE_INDEX
 from minivlm.tokenizer import IM_END, IM_START, ROLES, SPECIAL_TOKENS, VISION_END, VISION_START, BPETokenizer
 
+CHAT_TEMPLATE = (  # newlines inside {{ }} so that Jinja's whitespace control cannot strip them
+    "{%- for message in messages -%}"
+    "{%- if not loop.first -%}{{ '\\n' }}{%- endif -%}"
+    "<|im_start|>{{ message.role + '\\n' }}"
+    "{%- if message.content is string -%}{{ message.content }}"
+    "{%- else -%}{%- for part in message.content -%}"
+    "{%- if part.type == 'text' -%}{{ part.text }}"
+    "{%- elif part.type == 'image' -%}<|vision_start|><|image_pad|><|vision_end|>"
+    "{%- elif part.type == 'video' -%}<|vision_start|><|video_pad|><|vision_end|>"
+    "{%- endif -%}{%- endfor -%}{%- endif -%}"
+    "<|im_end|>"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{%- if messages -%}{{ '\\n' }}{%- endif -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from minivlm.scoring import TaskScores, answer_prompts, format_report
 from minivlm.tokenizer import BPETokenizer
 from minivlm.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
 from minivlm.train.datamodule import VLMDataModule
-from minivlm.train.export import export_model, read_checkpoint
+from minivlm.train.export import export_run, read_checkpoint
+from minivlm.train.model_card import launch_command
 from minivlm.train.module import LossGuardError, VLMTrainingModule
 from minivlm.train.progress import ProgressLines, log, run_log, silence_known_warnings
 from minivlm.train.resume import check_resume, read_checkpoint_file, resolve_checkpoint
@@ -220,6 +221,7 @@ def fit_and_report(run: Run, trainer: L.Trainer, resume: Path | None) -> dict[st
     log.info(format_report(accuracy, baselines, f"validation accuracy after {trainer.global_step} steps"))
     mean = sum(accuracy.values()) / len(accuracy)
     result = {"val_acc": mean, "accuracy": accuracy, "steps": trainer.global_step}
-    export_model(model, run.tokenizer, run.folder.export)
+    export_run(run.folder.export, model.cpu(), run.datamodule.processor, cfg, run.datamodule.val_tasks, baselines,
+               result, launch_command())
     write_atomically(run.folder.final_eval, json.dumps(result, indent=2))  # last: it marks the run finished
     return result
