@@ -98,9 +98,9 @@ class ParquetSamples(torch.utils.data.Dataset):
 
     def __init__(self, path: str | Path, tasks: Iterable[str] | None = None, transform=None) -> None:
         table = load_parquet(path)
-        if tasks is not None:
+        if tasks is not None:  # select, not filter: no progress bar, no cache files
             wanted = set(tasks)
-            table = table.filter(lambda task: task in wanted, input_columns="task")
+            table = table.select([index for index, task in enumerate(table["task"]) if task in wanted])
         self.table, self.transform = table, transform
 
     def __len__(self) -> int:

@@ -64,6 +64,15 @@ def build_model_config(cfg: DictConfig, tokenizer: BPETokenizer) -> ModelConfig:
                        rope=RopeConfig(**OmegaConf.to_container(cfg.rope, resolve=True)))
 
 
+def build_processor(data: DictConfig, model_config: ModelConfig, tokenizer: BPETokenizer) -> Processor:
+    """The processor of a run: image and video settings from ``data``, patch geometry and context from the model."""
+    return Processor(
+        tokenizer, patch_size=model_config.patch_size, temporal_patch=model_config.temporal_patch,
+        merge=model_config.spatial_merge, min_pixels=data.min_pixels, max_pixels=data.max_pixels,
+        fps=data.fps, video_layout=data.video_layout, max_seq_len=model_config.max_seq_len,
+    )
+
+
 def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
     """Tokenizer, model config, rope schedule, processor, data and module; raises ValueError early.
 
@@ -74,11 +83,7 @@ def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
     schedule = model_config.rope_schedule()  # checks names, layer count and head-dim fit
 
     data = cfg.data
-    processor = Processor(
-        tokenizer, patch_size=model_config.patch_size, temporal_patch=model_config.temporal_patch,
-        merge=model_config.spatial_merge, min_pixels=data.min_pixels, max_pixels=data.max_pixels,
-        fps=data.fps, video_layout=data.video_layout, max_seq_len=model_config.max_seq_len,
-    )
+    processor = build_processor(data, model_config, tokenizer)
     datamodule = VLMDataModule(
         processor, schedule, mix=OmegaConf.to_container(data.mix) if isinstance(data.mix, DictConfig) else data.mix,
         seed=cfg.seed, batch_size=data.batch_size, layout=data.layout, max_tokens=model_config.max_seq_len,
