@@ -43,6 +43,7 @@ from minivlm.scoring import TaskScores, answer_prompts
 from minivlm.train.datamodule import GeneratedSet
 from minivlm.train.run import Run, build_run
 
+
 @dataclass(frozen=True)
 class Grid:
     """What to measure: every task at every length and depth, under every scaling factor."""
@@ -55,24 +56,25 @@ class Grid:
     original_max_position: int | None = None  # yarn's training length; None: the longest N-group prompt
     axes: tuple[str, ...] | None = None  # scale only these rows' pairs (e.g. ("t",)); None: all
     per_cell: int = 32  # prompts per (task, length, depth)
-
+    distractor_period: int | None = None  # clip_needle's look-alike period; None: the run's own (64: none)
 
     def cells(self) -> list[tuple[str, int, float, float]]:
         """(task, groups, depth, factor) of every measurement; depth only varies for clip_needle."""
         return [(task, groups, depth, factor) for factor in self.factors for task in self.tasks
                 for groups in self.groups for depth in (self.depths if task == "clip_needle" else self.depths[:1])]
 
-
     def cell_key(self, task: str, groups: int, depth: float, factor: float, original: int) -> str:
-        """A measurement's name: the cell and everything that changes its scaling."""
+        """A measurement's name: the cell, its look-alike period and everything that changes its scaling."""
         axes = "+".join(self.axes) if self.axes else "all"
-        return f"{task}/{groups}/{depth:g}/{self.scaling}-{factor:g}-{axes}-{original}"
+        period = f"/period{self.distractor_period}" if self.distractor_period else ""
+        return f"{task}/{groups}/{depth:g}{period}/{self.scaling}-{factor:g}-{axes}-{original}"
 
 
-def prompts(run: Run, task: str, groups: int, depth: float, per_cell: int) -> torch.utils.data.DataLoader:
+def prompts(run: Run, task: str, groups: int, depth: float, per_cell: int,
+            distractor_period: int | None = None) -> torch.utils.data.DataLoader:
     """Prompt batches of ``task`` on ``val`` clips of ``groups`` temporal groups, needle at ``depth``."""
-    overrides = parse_overrides({"frames": [TEMPORAL_PATCH * groups] * 2, "depth": [depth, depth]},
-                                "extrapolation", run.datamodule.task)
+    overrides = parse_overrides({"frames": [TEMPORAL_PATCH * groups] * 2, "depth": [depth, depth],
+                                 "distractor_period": distractor_period}, "extrapolation", run.datamodule.task)
     data = GeneratedSet([task], per_cell, "val", split_config("val", **overrides),
                         partial(run.datamodule.processor, prompt_only=True))
     return torch.utils.data.DataLoader(data, batch_size=run.cfg.data.eval_batch_size,
@@ -113,9 +115,10 @@ def measure_run(target: Target, grid: Grid, device: str = "cpu") -> dict[str, An
             continue
         if factor not in scaled:
             scaled[factor] = model.with_rope_scaling(scaling_of(grid, factor, original)).to(device)
-        answers = answer_prompts(scaled[factor], prompts(run, task, groups, depth, grid.per_cell), run.tokenizer,
-                                 cfg.data.max_new_tokens)
+        loader = prompts(run, task, groups, depth, grid.per_cell, grid.distractor_period)
+        answers = answer_prompts(scaled[factor], loader, run.tokenizer, cfg.data.max_new_tokens)
         records[key] = {"task": task, "groups": groups, "depth": depth, "factor": factor, "scaling": grid.scaling,
+                        "distractor_period": loader.dataset.config.distractor_period,
                         "axes": grid.axes, "original_max_position": original, "n": len(answers),
                         "exact": TaskScores.of(answers).accuracy()[task]}
         write_atomically(path, json.dumps({"settings": settings, "records": records}, indent=1))
@@ -137,12 +140,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="yarn's training length in positions (default: the longest prompt at the first --groups)")
     parser.add_argument("--axes", nargs="+", default=None, choices=("t", "h", "w"), help="scale only these rows")
     parser.add_argument("--per-cell", type=int, default=Grid.per_cell, help="prompts per task, length and depth")
+    parser.add_argument("--distractor-period", type=int, default=None,
+                        help="clip_needle's look-alike period (default: the run's own; 64 leaves almost none)")
     parser.add_argument("--weights", default="last", help="last | best | export")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
     parser.add_argument("--report", type=Path, default=None, help="then write tables and figures to this folder")
     args = parser.parse_args(argv)
     grid = Grid(tuple(args.tasks), tuple(args.groups), tuple(args.depths), tuple(args.factors), args.scaling,
-                args.original_max_position, tuple(args.axes) if args.axes else None, args.per_cell)
+                args.original_max_position, tuple(args.axes) if args.axes else None, args.per_cell,
+                args.distractor_period)
     try:
         targets = find_targets(args.path, args.weights)
         unfinished = [t for t in targets if t.weights.suffix == ".ckpt" and t.folder.load_final_eval() is None]

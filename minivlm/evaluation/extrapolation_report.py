@@ -47,7 +47,8 @@ def over_depths(cells: dict[tuple, list[float]], groups: int, factor: float) -> 
 
 def markdown(results: list[dict[str, Any]], grid: Any, command: str) -> str:
     lines = ["# Temporal extrapolation", "", f"Made by `{command}`. Exact match, mean ± std over seeds "
-             f"(n = seeds), {grid.per_cell} prompts per cell, {grid.scaling} scaling; depths averaged.", ""]
+             f"(n = seeds), {grid.per_cell} prompts per cell, {grid.scaling} scaling, depths averaged, "
+             f"look-alike period {grid.distractor_period or 'as trained'}.", ""]
     for task in grid.tasks:
         table = by_variant(results, task)
         header = [f"{g} g, x{f:g}" for f in grid.factors for g in grid.groups]
@@ -71,7 +72,7 @@ def markdown(results: list[dict[str, Any]], grid: Any, command: str) -> str:
 
 def write_csv(results: list[dict[str, Any]], path: Path) -> None:
     fields = ["run", "rope", "layout", "seed", "task", "groups", "depth", "factor", "scaling", "axes",
-              "original_max_position", "n", "exact"]
+              "original_max_position", "distractor_period", "n", "exact"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
