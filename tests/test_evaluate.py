@@ -145,7 +145,8 @@ def test_sweep_resumes_and_skips_runs_without_checkpoints(trained_run, tmp_path,
 
     def fake_answers(run, model, split, per_task):
         calls.append(split)
-        return [evaluate.JudgedAnswer(split, "count", f"count-{i}", "2", "2", True, True, True) for i in range(per_task)]
+        scores = {"exact": True, "near": True, "valid": True}
+        return [evaluate.JudgedAnswer(split, "count", f"count-{i}", "2", "2", scores) for i in range(per_task)]
 
     monkeypatch.setattr(evaluate, "answer_split", fake_answers)
     settings = Settings(splits=("val",), per_task=3, num_workers=0)

@@ -1,11 +1,16 @@
 """Real vision-language datasets (Hugging Face hub or local files) as minivlm samples.
 
-Two common layouts are read:
+Three common layouts are read:
 - `cauldron` (HuggingFaceM4/the_cauldron, Laurencon et al., arXiv 2405.02246): `images` (list)
   and `texts` = [{"user", "assistant"}, ...]; all images open the first user turn.
 - `llava` (LLaVA, Liu et al., arXiv 2304.08485; also lmms-lab/LLaVA-OneVision-Data):
   `image` (one image, a path or none) and `conversations` = [{"from": "human"|"gpt", "value"}],
   where "<image>" in a human turn marks where the image goes (prepended when absent).
+- `vqa` (VQAv2, Goyal et al., arXiv 1612.00837; HuggingFaceM4/VQAv2 and its kin): `image`,
+  `question` and the annotators' `answers` (strings or {"answer"} dicts), the sample's answer
+  being `multiple_choice_answer` (or `answer`) when given, else the most common of them.
+In every layout an `answers` column is kept as the sample's reference answers
+(``meta["answers"]``), which evaluation scores with the VQA accuracy (minivlm/evaluation/vqa.py).
 Sources: a hub name (e.g. "HuggingFaceM4/the_cauldron" with config_name="vqav2"), or a local
 parquet/jsonl/json file, or a folder of them, or an imagefolder (images + metadata.jsonl).
 
@@ -35,7 +40,7 @@ from PIL import Image
 
 from minivlm.data.streaming import shard_spec
 
-LAYOUTS = ("cauldron", "llava")
+LAYOUTS = ("cauldron", "llava", "vqa")
 IMAGE_PLACEHOLDER = "<image>"
 LLAVA_ROLES = {"human": "user", "gpt": "assistant"}
 PROBE_RECORDS = 100  # records RealDataset.probe reads before training
@@ -88,8 +93,11 @@ def detect_layout(columns: list[str]) -> str:
         return "cauldron"
     if "conversations" in columns:
         return "llava"
-    raise ValueError(f"columns {columns} match no known layout: need images+texts (cauldron) or "
-                     "image+conversations (llava); pass layout= explicitly if the columns are renamed")
+    if {"image", "question"} <= set(columns) and {"answers", "answer", "multiple_choice_answer"} & set(columns):
+        return "vqa"
+    raise ValueError(f"columns {columns} match no known layout: need images+texts (cauldron), "
+                     "image+conversations (llava) or image+question+answers (vqa); pass layout= explicitly if "
+                     "the columns are renamed")
 
 
 def decode_image(value: object, image_root: Path | None) -> Image.Image:
@@ -163,17 +171,41 @@ def llava_messages(record: dict) -> tuple[list, list[dict]]:
     return images, messages
 
 
+def reference_answers(record: dict) -> list[str]:
+    """The annotators' answers of a record (an ``answers`` column of strings or {"answer"} dicts); [] without."""
+    answers = record.get("answers") or []
+    return [str(a.get("answer", "")) if isinstance(a, dict) else str(a) for a in answers]
+
+
+def vqa_messages(record: dict) -> tuple[list, list[dict]]:
+    """(raw images, messages) of a vqa record: the image, the question, the answer."""
+    question = (record.get("question") or "").strip()
+    references = [answer for answer in reference_answers(record) if answer.strip()]
+    answer = (record.get("multiple_choice_answer") or record.get("answer") or "").strip()
+    answer = answer or (Counter(references).most_common(1)[0][0].strip() if references else "")
+    if not question or not answer:
+        raise BadRecord("empty conversation")
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]},
+                {"role": "assistant", "content": [{"type": "text", "text": answer}]}]
+    return [record.get("image")], messages
+
+
 def record_to_sample(record: dict, layout: str, image_root: Path | None, name: str, row: int) -> dict:
     """One record as a sample; raises BadRecord (with the reason) when it cannot be one."""
     if layout == "cauldron":
         raw_images, turns = cauldron_turns(record)
         messages = cauldron_messages(len(raw_images), turns)
-    else:
+    elif layout == "llava":
         raw_images, messages = llava_messages(record)
+    else:
+        raw_images, messages = vqa_messages(record)
     images = [decode_image(value, image_root) for value in raw_images]
     answer = messages[-1]["content"][-1]["text"]
+    meta = {"source": name, "row": row, "layout": layout}
+    if reference_answers(record):
+        meta["answers"] = reference_answers(record)
     return {"id": f"{name}/{row}", "task": name, "images": images, "videos": [], "messages": messages,
-            "answer": answer, "meta": {"source": name, "row": row, "layout": layout}}
+            "answer": answer, "meta": meta}
 
 
 class RealDataset(torch.utils.data.IterableDataset):
@@ -192,12 +224,15 @@ class RealDataset(torch.utils.data.IterableDataset):
         rank, world_size: DDP position; None reads torch.distributed.
         max_bad_fraction: more bad records than this share of a pass (or of the probe) is an
             error; None: no limit.
+        records: the source's records ``[start, stop)`` read (stop None: to the end), before
+            sharding, so that a held-out slice and the training records never overlap.
     """
 
     def __init__(self, source: str, split: str = "train", layout: str = "auto", image_root: str | None = None,
                  config_name: str | None = None, name: str | None = None,
                  transform: Callable[[dict], object] | None = None, rank: int | None = None,
-                 world_size: int | None = None, max_bad_fraction: float | None = None) -> None:
+                 world_size: int | None = None, max_bad_fraction: float | None = None,
+                 records: tuple[int, int | None] = (0, None)) -> None:
         super().__init__()
         if layout not in (*LAYOUTS, "auto"):
             raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS} or 'auto'")
@@ -207,7 +242,7 @@ class RealDataset(torch.utils.data.IterableDataset):
         self.image_root = Path(image_root) if image_root else default_root
         self.name = name or source.rstrip("/").split("/")[-1]
         self.transform, self.rank, self.world_size = transform, rank, world_size
-        self.max_bad_fraction = max_bad_fraction
+        self.max_bad_fraction, self.records = max_bad_fraction, records
         self.skipped: Counter = Counter()  # reasons of the records skipped in the last pass (this process)
         self.examples: dict[str, str] = {}  # reason: the explanation of its first record
 
@@ -216,7 +251,8 @@ class RealDataset(torch.utils.data.IterableDataset):
         stream = open_source(self.source, self.split, self.config_name)
         layout = self.layout
         shard, num_shards = shard_spec(self.rank, self.world_size)
-        for row, record in itertools.islice(enumerate(stream), shard, None, num_shards):
+        start, stop = self.records
+        for row, record in itertools.islice(enumerate(stream), start + shard, stop, num_shards):
             if layout == "auto":
                 layout = detect_layout(list(record))
             try:

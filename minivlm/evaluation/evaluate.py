@@ -5,6 +5,7 @@
     python evaluate.py outputs/ablation_frequency --per-task 96 --out results/ablation_frequency/runs.json
     python evaluate.py outputs/ablation_frequency --report results/ablation_frequency   # + aggregate
     python evaluate.py outputs/<run> rope.scaling.type=yarn rope.scaling.factor=3 rope.scaling.original_max_position=64
+    python evaluate.py outputs/<run> --splits real my_vqa.parquet    # real data (minivlm.evaluation.real)
 
 Answers are decoded by the loop of training's final evaluation (:func:`minivlm.scoring.answer_prompts`)
 on the same prompts: the run's own config and processor, and the prompt batches of
@@ -40,8 +41,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from minivlm.data.tasks import get_task, pose_problem
 from minivlm.data.tasks.core import parse_sample_id
+from minivlm.evaluation.real import is_real_split, real_answers
 from minivlm.evaluation.targets import Target, find_targets
-from minivlm.evaluation.tolerance import METRICS, Judgement, judge
+from minivlm.evaluation.tolerance import judge
+from minivlm.evaluation.vqa import ALL_METRICS
 from minivlm.model import VLM, RopeConfig
 from minivlm.resources import CONFIG_DIR, SYNTHETIC_DIR
 from minivlm.run_folder import EXPORT_CONFIG, WEIGHT_CHOICES, ExportFolder, read_json, write_atomically
@@ -55,7 +58,7 @@ from minivlm.train.run import Run, build_run
 class Settings:
     """What to score and how. Only ``splits`` and ``per_task`` change the scores."""
 
-    splits: tuple[str, ...] = ("val", "extrapolate")  # shipped sets in data/synthetic/
+    splits: tuple[str, ...] = ("val", "extrapolate")  # shipped sets in data/synthetic/, or real ones (real.py)
     per_task: int | None = None  # samples per task and split; None: the run's data.final_eval_per_task
     weights: str = "last"  # in a run folder: last | best | export
     device: str = "cpu"  # torch device of the model
@@ -163,35 +166,42 @@ def sample_metadata(run: Run, split: str, sample_ids: Sequence[str]) -> dict[str
     return metadata
 
 
-def summarise(judgements: Sequence[Judgement | JudgedAnswer]) -> dict[str, float]:
-    """Sample count and the fraction of each metric over the judgements of one task."""
-    return {"n": len(judgements), **{m: sum(getattr(j, m) for j in judgements) / len(judgements) for m in METRICS}}
-
-
 class JudgedAnswer(NamedTuple):
-    """One generated answer and its judgement: a line of a run's ``predictions.jsonl``."""
+    """One generated answer and its scores: a line of a run's ``predictions.jsonl``."""
 
     split: str
     task: str
-    id: str  # sample id in the shipped split (its metadata says what the scene held)
+    id: str  # sample id in the split (a shipped sample's metadata says what the scene held)
     prediction: str
     answer: str
-    exact: bool
-    near: bool
-    valid: bool
+    scores: dict[str, Any]  # exact, near, valid (synthetic splits); exact and, with references, vqa (real ones)
+
+    def record(self) -> dict[str, Any]:
+        """The ``predictions.jsonl`` line: the fields, the scores flattened beside them."""
+        fields = {key: value for key, value in self._asdict().items() if key != "scores"}
+        return {**fields, **self.scores}
+
+
+def summarise(answers: Sequence[JudgedAnswer]) -> dict[str, float]:
+    """Sample count and the mean of each metric every one of ``answers`` (one task's) has."""
+    metrics = [m for m in ALL_METRICS if all(m in a.scores for a in answers)]
+    return {"n": len(answers), **{m: sum(a.scores[m] for a in answers) / len(answers) for m in metrics}}
 
 
 def answer_split(run: Run, model: VLM, split: str, per_task: int) -> list[JudgedAnswer]:
-    """Every judged answer of ``model`` on the first ``per_task`` samples per task of a shipped split."""
+    """Every judged answer of ``model`` on the first ``per_task`` samples per task of a split."""
+    if is_real_split(split) and split not in shipped_splits():
+        return [JudgedAnswer(split, a.task, a.sample_id, a.prediction, a.answer, scores)
+                for a, scores in real_answers(run, model, split, per_task)]
     answers = answer_prompts(model, run.datamodule.eval_dataloader(split, per_task), run.tokenizer,
                              run.cfg.data.max_new_tokens)
     metadata = sample_metadata(run, split, [a.sample_id for a in answers])
     return [JudgedAnswer(split, a.task, a.sample_id, a.prediction, a.answer,
-                         *judge(a.prediction, a.answer, metadata[a.sample_id])) for a in answers]
+                         judge(a.prediction, a.answer, metadata[a.sample_id])._asdict()) for a in answers]
 
 
 def summarise_split(answers: Sequence[JudgedAnswer]) -> dict[str, dict[str, float]]:
-    """``{task: {"n", "exact", "near", "valid"}}`` over the judged answers of one split."""
+    """``{task: {"n", metric: mean, ...}}`` over the judged answers of one split."""
     judged: dict[str, list[JudgedAnswer]] = defaultdict(list)
     for answer in answers:
         judged[answer.task].append(answer)
@@ -239,12 +249,13 @@ def evaluate_target(target: Target, settings: Settings, force: bool = False) -> 
         "config": {"rope": RopeConfig(**cfg.rope).label, "vit_rope": bool(cfg.model.vit_rope), "seed": cfg.seed,
                    "model": cfg.model.size},
         "scores": scores,
-        "mean": {split: {m: sum(s[m] for s in tasks.values()) / len(tasks) for m in METRICS}
+        "mean": {split: {m: sum(s[m] for s in tasks.values()) / len(tasks)
+                         for m in ALL_METRICS if all(m in s for s in tasks.values())}
                  for split, tasks in scores.items()},
     }
     write_csv([result], result_csv)
     with predictions.open("w") as handle:  # for error analysis (README, results/)
-        handle.writelines(json.dumps(a._asdict()) + "\n" for split_answers in answers.values() for a in split_answers)
+        handle.writelines(json.dumps(a.record()) + "\n" for split_answers in answers.values() for a in split_answers)
     # The JSON marks the run as scored, so it is written last and whole: an evaluation interrupted
     # here leaves either no result or a complete one.
     write_atomically(result_json, json.dumps(result, indent=2))
@@ -252,12 +263,18 @@ def evaluate_target(target: Target, settings: Settings, force: bool = False) -> 
     return result
 
 
+def shipped_splits() -> list[str]:
+    return sorted(p.stem for p in SYNTHETIC_DIR.glob("*.parquet"))
+
+
 def evaluate_path(path: str | Path, settings: Settings, force: bool = False) -> list[dict[str, Any]]:
     """Score everything ``path`` names (see :func:`find_targets`); returns one result per model."""
-    shipped = sorted(p.stem for p in SYNTHETIC_DIR.glob("*.parquet"))
+    shipped = shipped_splits()
     for split in settings.splits:
-        if split not in shipped:
-            raise ValueError(f"unknown split {split!r}; the shipped splits are {shipped} (in {SYNTHETIC_DIR})")
+        if split not in shipped and not is_real_split(split):
+            raise ValueError(f"unknown split {split!r}; the shipped splits are {shipped} (in {SYNTHETIC_DIR}); real "
+                             "data: `real` (a run's held-out records), a local data file or folder, or a hub "
+                             "dataset owner/name[:config[:split]]")
     return [evaluate_target(target, settings, force) for target in find_targets(Path(path), settings.weights)]
 
 
@@ -267,32 +284,32 @@ def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def write_csv(results: Sequence[dict[str, Any]], path: Path) -> None:
-    """One row per run, split and task: n, exact, near, valid."""
+    """One row per run, split and task: n and every metric (blank where a split has no such metric)."""
     rows = [row for result in results for row in csv_rows(result)]
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["run", "step", "split", "task", "n", *METRICS])
+        writer = csv.DictWriter(handle, fieldnames=["run", "step", "split", "task", "n", *ALL_METRICS], restval="")
         writer.writeheader()
         writer.writerows(rows)
 
 
 def format_result(result: dict[str, Any]) -> str:
-    """A plain-text table: tasks down; per split, the three metrics across; the mean over tasks last."""
+    """A plain-text table: tasks down; per split, its metrics across; the mean over tasks last."""
     splits = list(result["scores"])
+    metrics = {split: list(result["mean"][split]) for split in splits}
     tasks = sorted({task for scores in result["scores"].values() for task in scores})
-    width = 7 * len(METRICS)
 
-    def row(label: str, values: list[float | None]) -> str:
-        cells = ["".join(f"{'-' if v is None else f'{v:.3f}':>7}" for v in values[i:i + len(METRICS)])
-                 for i in range(0, len(values), len(METRICS))]
-        return f"{label:<14}" + "  ".join(cells)
+    def row(label: str, values: dict[str, dict[str, float]]) -> str:
+        cells = ["".join(f"{'-' if values[s].get(m) is None else f'{values[s][m]:.3f}':>7}" for m in metrics[s])
+                 for s in splits]
+        return f"{label[:13]:<14}" + "  ".join(cells)
 
     lines = [f"{result['run_dir']}  ({Path(result['weights']).name}, step {result['step']}, "
              f"{result['per_task']} per task)",
-             f"{'':<14}" + "  ".join(f"{split:>{width}}" for split in splits),
-             f"{'task':<14}" + "  ".join("".join(f"{m:>7}" for m in METRICS) for _ in splits)]
+             f"{'':<14}" + "  ".join(f"{split[-7 * len(metrics[split]):]:>{7 * len(metrics[split])}}" for split in splits),
+             f"{'task':<14}" + "  ".join("".join(f"{m:>7}" for m in metrics[s]) for s in splits)]
     for task in tasks:
-        lines.append(row(task, [result["scores"][s].get(task, {}).get(m) for s in splits for m in METRICS]))
-    lines.append(row("mean", [result["mean"][s][m] for s in splits for m in METRICS]))
+        lines.append(row(task, {s: result["scores"][s].get(task, {}) for s in splits}))
+    lines.append(row("mean", result["mean"]))
     return "\n".join(lines)
 
 

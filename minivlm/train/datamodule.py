@@ -13,6 +13,9 @@ by rows instead, over ranks and workers, and cycled forever; see :class:`RealBat
 resumes. Its records are processed where they are read, so a record that the adapter or the
 processor rejects is skipped and counted, never a crash in the middle of an epoch, and its first
 records are read before training starts (:meth:`~minivlm.data.adapters.RealDataset.probe`).
+With ``holdout`` > 0 the source's first records are held out of training: validation scores them
+beside the synthetic tasks (the source's name is one more task), and ``python evaluate.py RUN
+--splits real`` scores them again.
 
 Validation generates answers for the first ``val_per_task`` samples of each task of the shipped
 ``val`` set, prompt-only and left-padded. ``data.task`` (TaskConfig overrides, e.g. fewer objects
@@ -123,6 +126,17 @@ class RealBatches(torch.utils.data.IterableDataset):
             yield self.collator(list(itertools.islice(samples, self.batch_size)))
 
 
+class FirstSamples(torch.utils.data.IterableDataset):
+    """The first ``count`` samples of an iterable dataset (prompts of a held-out real slice)."""
+
+    def __init__(self, dataset: torch.utils.data.IterableDataset, count: int) -> None:
+        super().__init__()
+        self.dataset, self.count = dataset, count
+
+    def __iter__(self) -> Iterator[Any]:
+        return itertools.islice(iter(self.dataset), self.count)
+
+
 class GeneratedSet(torch.utils.data.Dataset):
     """Samples ``0 .. per_task - 1`` of each task's ``(split, seed 0)`` stream under ``config``: what a
     shipped set holds for the default distribution, made on demand (in the DataLoader workers)."""
@@ -171,9 +185,9 @@ class VLMDataModule(L.LightningDataModule):
         synthetic_dir: folder of the shipped sets.
         accumulate: micro-batches per optimizer step (to find the resume batch).
         real: train on a real dataset instead of the synthetic stream: ``source``, ``config_name``,
-            ``split``, ``record_layout`` (cauldron | llava | auto), ``image_root``,
-            ``max_bad_fraction`` (see :class:`~minivlm.data.adapters.RealDataset`); None trains on
-            the synthetic mix.
+            ``split``, ``record_layout`` (cauldron | llava | vqa | auto), ``image_root``,
+            ``max_bad_fraction`` (see :class:`~minivlm.data.adapters.RealDataset`) and ``holdout``
+            (records held out for validation); None trains on the synthetic mix.
         task: TaskConfig overrides for every split (``extrapolate`` keeps its own larger images and
             longer videos); None or empty: the defaults, evaluated on the shipped sets.
         curriculum: stages trained before the run's own distribution, ``[{steps, task, mix}, ...]``
@@ -208,8 +222,15 @@ class VLMDataModule(L.LightningDataModule):
             # W-th row of those again: with several workers most records would never be read.
             raise ValueError(f"data.real with data.num_workers={num_workers} would skip records (rows are split "
                              "over workers twice); use data.num_workers=0 or 1.")
+        self.holdout = int(self.real.get("holdout") or 0) if self.real is not None else 0
+        self.real_task = self.real_dataset().name if self.holdout else None  # the held-out slice's task name
         if self.real is not None:
             self.real_dataset(rank=0, world_size=1).probe()
+
+    @property
+    def validated_tasks(self) -> list[str]:
+        """The tasks validation scores: the synthetic ``val_tasks``, then a held-out real slice's."""
+        return [*self.val_tasks, *([self.real_task] if self.real_task else [])]
 
     def task_config(self, split: str) -> TaskConfig | None:
         """The sample distribution of ``split`` under ``data.task``; None for the defaults."""
@@ -229,12 +250,16 @@ class VLMDataModule(L.LightningDataModule):
         return {task: estimate_baselines(task, split, 500, 0, config, self.task_config("train"))
                 for task in self.val_tasks}
 
-    def real_dataset(self, rank: int | None = None, world_size: int | None = None) -> RealDataset:
-        """The real training dataset, as encoded samples; rank and world None read torch.distributed."""
+    def real_dataset(self, rank: int | None = None, world_size: int | None = None, held_out: bool = False,
+                     transform: Any = None) -> RealDataset:
+        """The real training records (after the held-out ones), or the held-out ones, as encoded samples
+        (``transform``: the processor by default); rank and world None read torch.distributed."""
         real = self.real
+        records = (0, self.holdout) if held_out else (self.holdout, None)
         return RealDataset(real["source"], split=real["split"], layout=real["record_layout"],
-                           image_root=real["image_root"], config_name=real["config_name"], transform=self.processor,
-                           rank=rank, world_size=world_size, max_bad_fraction=real.get("max_bad_fraction"))
+                           image_root=real["image_root"], config_name=real["config_name"],
+                           transform=transform or self.processor, rank=rank, world_size=world_size,
+                           max_bad_fraction=real.get("max_bad_fraction"), records=records)
 
     def _loader(self, dataset: torch.utils.data.Dataset, **kwargs: Any) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(
@@ -262,5 +287,17 @@ class VLMDataModule(L.LightningDataModule):
             prompts = GeneratedSet(self.val_tasks, per_task, split, config, transform)
         return self._loader(prompts, batch_size=self.eval_batch_size, collate_fn=self.prompt_collator)
 
-    def val_dataloader(self) -> torch.utils.data.DataLoader:
-        return self.eval_dataloader("val")
+    def held_out_prompts(self, per_task: int | None = None) -> torch.utils.data.DataLoader:
+        """Prompt-only batches of the first ``per_task`` usable held-out real records (``holdout`` > 0)."""
+        prompts = self.real_dataset(held_out=True, transform=partial(self.processor, prompt_only=True))
+        # In this process: with real data more workers would skip records (see __init__).
+        return torch.utils.data.DataLoader(FirstSamples(prompts, per_task or self.val_per_task),
+                                           batch_size=self.eval_batch_size, collate_fn=self.prompt_collator)
+
+    def eval_dataloaders(self, split: str = "val", per_task: int | None = None) -> list[torch.utils.data.DataLoader]:
+        """Every prompt set of ``split``: the synthetic tasks' and, for ``val``, the held-out real records'."""
+        loaders = [self.eval_dataloader(split, per_task)]
+        return loaders + [self.held_out_prompts(per_task)] if split == "val" and self.holdout else loaders
+
+    def val_dataloader(self) -> list[torch.utils.data.DataLoader]:
+        return self.eval_dataloaders("val")

@@ -111,7 +111,7 @@ class VLMTrainingModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self.scores = TaskScores()
 
-    def validation_step(self, batch: Batch, batch_index: int) -> None:
+    def validation_step(self, batch: Batch, batch_index: int, dataloader_idx: int = 0) -> None:  # the name Lightning passes it under
         # Generation is dominated by the prompt's forward pass (answers are a few tokens).
         self.flops_per_batch = forward_flops(self.model, batch)
         answers = answer_batch(self.model, batch, self.tokenizer, self.hparams.max_new_tokens)

@@ -84,8 +84,6 @@ class ProgressLines(L.Callback):
     """
 
     def __init__(self, every: int, pad_id: int) -> None:
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"logging.progress_every must be a positive number of steps, got {every!r}.")
         self.every, self.pad_id = every, pad_id
         self.tokens: torch.Tensor | int = 0  # real tokens since the last line, kept on the device (no host sync)
         self.seconds = 0.0  # training time since the last line

@@ -13,6 +13,7 @@ describes: atomically, ``last.ckpt`` every ``checkpoint_every`` steps.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -95,7 +96,7 @@ def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
     )
     module = VLMTrainingModule(
         model_config=asdict(model_config), optim=OmegaConf.to_container(cfg.optim, resolve=True),
-        total_steps=cfg.steps, val_tasks=datamodule.val_tasks, max_new_tokens=data.max_new_tokens,
+        total_steps=cfg.steps, val_tasks=datamodule.validated_tasks, max_new_tokens=data.max_new_tokens,
         tokenizer=tokenizer, compile=cfg.compile, divergence_factor=cfg.get("divergence_factor"),
     )
     return Run(cfg, RunFolder(run_dir), tokenizer, schedule, model_config, datamodule, module)
@@ -162,7 +163,7 @@ def save_run_files(run: Run) -> None:
 
 
 def evaluate_split(run: Run, split: str, per_task: int, model: VLM | None = None) -> dict[str, float]:
-    """Greedy exact-match accuracy per task on a shipped split, in one process.
+    """Greedy exact-match accuracy per task on a split (``val``: with the held-out real records), in one process.
 
     Args:
         run: the run whose processor, tasks and tokenizer are used.
@@ -170,8 +171,9 @@ def evaluate_split(run: Run, split: str, per_task: int, model: VLM | None = None
         per_task: prompts per task.
         model: the model to score (default: the run's own, ``run.module.model``).
     """
-    answers = answer_prompts(model if model is not None else run.module.model,
-                             run.datamodule.eval_dataloader(split, per_task), run.tokenizer, run.cfg.data.max_new_tokens)
+    prompts = itertools.chain(*run.datamodule.eval_dataloaders(split, per_task))
+    answers = answer_prompts(model if model is not None else run.module.model, prompts, run.tokenizer,
+                             run.cfg.data.max_new_tokens)
     return TaskScores.of(answers).accuracy()
 
 
@@ -226,7 +228,7 @@ def fit_and_report(run: Run, trainer: L.Trainer, resume: Path | None) -> dict[st
     log.info(format_report(accuracy, baselines, f"validation accuracy after {trainer.global_step} steps"))
     mean = sum(accuracy.values()) / len(accuracy)
     result = {"val_acc": mean, "accuracy": accuracy, "steps": trainer.global_step}
-    export_run(run.folder.export, model.cpu(), run.datamodule.processor, cfg, run.datamodule.val_tasks, baselines,
+    export_run(run.folder.export, model.cpu(), run.datamodule.processor, cfg, run.datamodule.validated_tasks, baselines,
                result, launch_command())
     write_atomically(run.folder.final_eval, json.dumps(result, indent=2))  # last: it marks the run finished
     return result

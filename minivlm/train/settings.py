@@ -22,8 +22,9 @@ INTEGERS = {
     "optim.warmup_steps": 0, "optim.accumulate": 1,
     "data.batch_size": 1, "data.num_workers": 0, "data.min_pixels": 1, "data.max_pixels": 1,
     "data.val_per_task": 1, "data.final_eval_per_task": 1, "data.eval_batch_size": 1, "data.max_new_tokens": 1,
-    "logging.throughput_window": 1,
+    "logging.throughput_window": 1, "logging.progress_every": 1,
 }
+REAL_DATA_INTEGERS = {"data.real.holdout": 0}
 SWITCHES = ("compile", "overwrite", "resume.weights_only")  # true or false
 
 
@@ -63,11 +64,12 @@ REAL_DATA_NUMBERS = {"data.real.max_bad_fraction": Number(0.0, 1.0, 0.5, closed_
 
 def check_settings(cfg: DictConfig) -> None:
     """Raise a ``ValueError`` naming the first bad training setting of ``cfg`` and its fix."""
-    for key, minimum in INTEGERS.items():
+    real = cfg.data.get("real") is not None
+    for key, minimum in {**INTEGERS, **(REAL_DATA_INTEGERS if real else {})}.items():
         value = OmegaConf.select(cfg, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}; e.g. {key}={max(minimum, 1)}.")
-    numbers = {**NUMBERS, **(REAL_DATA_NUMBERS if cfg.data.get("real") is not None else {})}
+    numbers = {**NUMBERS, **(REAL_DATA_NUMBERS if real else {})}
     for key, number in numbers.items():
         number.check(key, OmegaConf.select(cfg, key))
     for key in SWITCHES:
