@@ -4,10 +4,12 @@ import json
 import math
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PathCollection
 from omegaconf import OmegaConf
 
 from minivlm.data.storage import load_baselines
-from minivlm.evaluation.aggregate import RunRecord, group_stats, main, read_run, write_report
+from minivlm.evaluation.aggregate import RunRecord, group_stats, main, plot_bars, read_run, write_report
 from minivlm.run_folder import find_runs
 
 MROPE = {"schedule": "all", "variant": "mrope", "partner": "mrope", "theta": 10000, "options": {}}
@@ -94,3 +96,24 @@ def test_cli(sweep, tmp_path, capsys):
 def test_record_without_scores_is_not_included(tmp_path):
     record = RunRecord(tmp_path, ("mrope",), 0, None, True, "", {})
     assert not record.included and group_stats([record]) == {}
+
+
+def test_bar_charts_show_every_seed_and_fit_their_title_and_legend(sweep, tmp_path):
+    records = [read_run(run, ("rope", "model.vit_rope")) for run in find_runs(sweep)]
+    groups = group_stats(records)["val", "exact"]
+    title = "a long sweep name: val, exact (bars: mean ± std over seeds; points: seeds) " * 2
+    figure = plot_bars(groups, ["rope", "vit_rope"], title, {"grounding": 0.11}, tmp_path / "bars.png")
+    points = sorted(float(y) for collection in figure.axes[0].collections if isinstance(collection, PathCollection)
+                    for _, y in collection.get_offsets())
+    # mrope: 3 seeds x (count, grounding, their mean); circle_alternate: 1 finished seed x 3
+    assert points == pytest.approx(sorted([0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.3, 0.45, 0.6, 0.6, 0.4, 0.5]))
+    canvas = FigureCanvasAgg(figure)  # what savefig rendered with
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    inside = figure.bbox
+    for artist in (figure.legends[0], figure._suptitle):
+        box = artist.get_window_extent(renderer)
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+    labels = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert labels[:2] == ["rope=circle_alternate, vit_rope=False", "rope=mrope, vit_rope=True"]
+    assert {"one seed", "chance"} <= set(labels)

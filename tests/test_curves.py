@@ -6,13 +6,13 @@ import json
 import pytest
 
 from minivlm.data.storage import load_baselines
-from minivlm.evaluation.curves import Point, first_halfway, read_metrics, task_curves, write_curves
+from minivlm.evaluation.curves import Point, first_halfway, loss_curve, read_metrics, task_curves, write_curves
 
 
 def write_log(run, version, rows):
     folder = run / "logs" / f"version_{version}"
     folder.mkdir(parents=True)
-    fields = ["step", "train/time", "val/acc", "val/acc/grounding", "val/acc/count"]
+    fields = ["step", "train/time", "train/loss", "val/acc", "val/acc/grounding", "val/acc/count"]
     with (folder / "metrics.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
@@ -24,13 +24,13 @@ def write_log(run, version, rows):
 def run(tmp_path):
     run = tmp_path / "tiny-mrope-seed0"
     write_log(run, 0, [
-        {"step": 9, "train/time": 5.0}, {"step": 19, "train/time": 11.0},
+        {"step": 9, "train/time": 5.0, "train/loss": 3.5}, {"step": 19, "train/time": 11.0, "train/loss": 2.5},
         {"step": 19, "val/acc/grounding": 0.125, "val/acc/count": 0.25},
-        {"step": 29, "train/time": 17.0},
+        {"step": 29, "train/time": 17.0, "train/loss": 2.4},  # repeated by the resumed launch below
     ])
     # A resumed launch repeats step 39's validation: the later value wins.
     write_log(run, 1, [
-        {"step": 39, "train/time": 23.0},
+        {"step": 29, "train/loss": 2.25}, {"step": 39, "train/time": 23.0, "train/loss": 2.0},
         {"step": 39, "val/acc/grounding": 0.5, "val/acc/count": 0.75},
     ])
     write_log(run, 2, [{"step": 39, "val/acc/grounding": 0.53125, "val/acc/count": 0.75}])
@@ -43,6 +43,10 @@ def test_curves_join_validation_with_training_time_and_count_optimizer_steps(run
     curves = task_curves(read_metrics(run))
     assert curves["grounding"] == [Point(20, 11.0, 0.125), Point(40, 23.0, 0.53125)]
     assert curves["count"] == [Point(20, 11.0, 0.25), Point(40, 23.0, 0.75)]
+
+
+def test_the_loss_curve_counts_optimizer_steps_and_keeps_a_resumed_runs_values(run):
+    assert loss_curve(read_metrics(run)) == [(10, 3.5), (20, 2.5), (30, 2.25), (40, 2.0)]
 
 
 def test_half_gap_is_the_first_point_past_the_midpoint_between_chance_and_one():

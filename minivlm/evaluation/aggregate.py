@@ -7,7 +7,9 @@ near / valid) or, before its final weights were evaluated, from training's ``fin
 (val, exact match only). Only runs whose training finished count: a sweep in progress or a crashed job is listed
 under "Runs" with the reason, never averaged in. The output folder gets ``summary.md`` (one table
 per split and metric: mean ± sample standard deviation over seeds, and the number of seeds),
-``summary.csv`` (the same numbers, long format) and one bar chart per split and metric.
+``summary.csv`` (the same numbers, long format) and one bar chart per split and metric, whose
+bars are the means, with every seed's own value drawn on its bar as a point: with three seeds a
+mean and a standard deviation hide whether one seed failed or all were middling.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import csv
 import math
 import statistics
+import textwrap
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure  # pyplot-free figures: no global state, rendered by Agg on save
 from omegaconf import DictConfig, OmegaConf
 
-from minivlm.evaluation.tolerance import METRICS
+from minivlm.evaluation.vqa import ALL_METRICS
 from minivlm.model import RopeConfig
 from minivlm.run_folder import RunFolder, find_runs, read_json
 
@@ -53,11 +56,12 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class Stat:
-    """Mean and sample standard deviation (n - 1; NaN for a single run) of n runs."""
+    """Mean and sample standard deviation (n - 1; NaN for a single run) of n runs, and their values."""
 
     mean: float
     std: float
     n: int
+    values: tuple[float, ...]  # one per run (seed), in run-folder order
 
 
 def group_value(cfg: DictConfig, key: str) -> str:
@@ -71,7 +75,7 @@ def read_run(folder: RunFolder, group_by: Sequence[str]) -> RunRecord:
     evaluation = folder.evaluation_json.name
     result = read_json(folder.evaluation_json) if folder.evaluation_json.is_file() else None
     if result is not None and (final is None or result["step"] == final["steps"]):
-        scores = {split: {task: {m: values[m] for m in METRICS} for task, values in tasks.items()}
+        scores = {split: {task: {m: v for m, v in values.items() if m in ALL_METRICS} for task, values in tasks.items()}
                   for split, tasks in result["scores"].items()}
         return RunRecord(run_dir, group, cfg.seed, result["step"], final is not None, evaluation, scores)
     if final is not None:  # never scored, or scored at an earlier step than training ended at
@@ -82,7 +86,8 @@ def read_run(folder: RunFolder, group_by: Sequence[str]) -> RunRecord:
 
 
 def stat(values: Sequence[float]) -> Stat:
-    return Stat(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan, len(values))
+    return Stat(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan, len(values),
+                tuple(values))
 
 
 def group_stats(records: Sequence[RunRecord]) -> dict[tuple[str, str], dict[tuple[str, ...], dict[str, Stat]]]:
@@ -91,7 +96,7 @@ def group_stats(records: Sequence[RunRecord]) -> dict[tuple[str, str], dict[tupl
         lambda: defaultdict(lambda: defaultdict(list)))
     for record in (r for r in records if r.included):
         for split, tasks in record.scores.items():
-            for metric in METRICS:
+            for metric in ALL_METRICS:
                 per_task = {task: v[metric] for task, v in tasks.items() if metric in v}
                 for task, value in per_task.items():
                     values[split, metric][record.group][task].append(value)
@@ -106,9 +111,9 @@ def ordered_tasks(groups: dict[tuple[str, ...], dict[str, Stat]]) -> list[str]:
 
 
 def ordered_keys(stats: dict[tuple[str, str], object]) -> list[tuple[str, str]]:
-    """val first, then extrapolate, then other splits; metrics in METRICS order."""
+    """val first, then extrapolate, then other splits; metrics in ALL_METRICS order."""
     rank = {"val": 0, "extrapolate": 1}
-    return sorted(stats, key=lambda k: (rank.get(k[0], 2), k[0], METRICS.index(k[1])))
+    return sorted(stats, key=lambda k: (rank.get(k[0], 2), k[0], ALL_METRICS.index(k[1])))
 
 
 def format_cell(value: Stat | None, n: int) -> str:
@@ -162,14 +167,20 @@ def write_summary_csv(records: Sequence[RunRecord], group_by: Sequence[str], pat
 
 
 def plot_bars(groups: dict[tuple[str, ...], dict[str, Stat]], names: Sequence[str], title: str,
-              chance: dict[str, float], path: Path) -> None:
-    """Grouped bars: one cluster per task, one bar per group, error bars = std over seeds."""
+              chance: dict[str, float], path: Path) -> Figure:
+    """Grouped bars: one cluster per task, one bar per group (the mean, error bars = std over seeds), and
+    every seed's value as a point on its bar. The title wraps to the figure's width and the legend sits
+    below the axes, where the layout makes room for both. Returns the figure."""
     tasks = ordered_tasks(groups)
     order = sorted(groups)
     width = 0.8 / len(order)
-    figure = Figure(figsize=(max(6.0, 1.3 * len(tasks)), 3.6), dpi=100)
+    columns = 2  # of the legend
+    figure_width = max(6.5, 1.3 * len(tasks))
+    figure = Figure(figsize=(figure_width, 3.6 + 0.2 * math.ceil((len(order) + 2) / columns)), dpi=100,
+                    layout="constrained")
     axes = figure.subplots()
     colours = colormaps["tab10" if len(order) <= 10 else "tab20"]
+    seed_label = "one seed"  # given to the first points only: one legend entry
     for index, group in enumerate(order):
         stats = [groups[group].get(task) for task in tasks]
         x = [t + (index - (len(order) - 1) / 2) * width for t in range(len(tasks))]
@@ -177,6 +188,11 @@ def plot_bars(groups: dict[tuple[str, ...], dict[str, Stat]], names: Sequence[st
         errors = [s.std if s and not math.isnan(s.std) else 0.0 for s in stats]
         label = ", ".join(f"{name}={value}" for name, value in zip(names, group))
         axes.bar(x, means, width, yerr=errors, capsize=2, label=label, color=colours(index))
+        for centre, stat in zip(x, stats):
+            if stat is not None:  # spread across the bar, so that equal values stay visible
+                spread = [centre + 0.5 * width * (k / (stat.n - 1) - 0.5) if stat.n > 1 else centre for k in range(stat.n)]
+                axes.scatter(spread, stat.values, s=10, color="black", zorder=3, label=seed_label)
+                seed_label = None
     known = [t for t, task in enumerate(tasks) if task in chance]  # chance level of exact match, where known
     for t in known:
         axes.hlines(chance[tasks[t]], t - 0.45, t + 0.45, colors="black", linestyles="dotted", linewidth=1,
@@ -184,10 +200,13 @@ def plot_bars(groups: dict[tuple[str, ...], dict[str, Stat]], names: Sequence[st
     axes.set_xticks(range(len(tasks)), tasks, rotation=20)
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("fraction of answers")
-    axes.set_title(title)
-    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    figure.tight_layout()
+    figure.suptitle("\n".join(textwrap.wrap(title, int(figure_width * 10))), fontsize=11)  # ~10 characters per inch
+    handles = dict(zip(*reversed(axes.get_legend_handles_labels())))  # label -> handle
+    labels = [label for label in handles if label not in ("one seed", "chance")] + [
+        label for label in ("one seed", "chance") if label in handles]  # the groups first
+    figure.legend([handles[label] for label in labels], labels, loc="outside lower center", ncols=columns, fontsize=8)
     figure.savefig(path)
+    return figure
 
 
 def write_report(root: str | Path, out: str | Path, group_by: Sequence[str] = DEFAULT_GROUP_BY) -> list[Path]:
@@ -214,7 +233,8 @@ def write_report(root: str | Path, out: str | Path, group_by: Sequence[str] = DE
     for (split, metric), groups in group_stats(records).items():
         chance = {t: v["chance"] for t, v in baselines.get(split, {}).items()} if metric == "exact" else {}
         written.append(out / f"{split}_{metric}.png")
-        plot_bars(groups, names, f"{root.name}: {split}, {metric} (mean ± std over seeds)", chance, written[-1])
+        plot_bars(groups, names, f"{root.name}: {split}, {metric} (bars: mean ± std over seeds; points: seeds)",
+                  chance, written[-1])
     return written
 
 

@@ -1,4 +1,4 @@
-"""Learning curves: validation accuracy of every task against optimizer steps and training time.
+"""Learning curves: the training loss, and validation accuracy of every task against steps and training time.
 
 Training logs greedy-decoding accuracy per task (``val/acc/<task>``) every ``eval_every`` steps
 and, through Lightning's ThroughputMonitor, the elapsed training time (``train/time``, seconds,
@@ -9,7 +9,8 @@ question a user of a small budget asks: how many steps and seconds does each tas
 
     python -m minivlm.evaluation.curves outputs/tiny-mrope-seed0 --out results/learning/default
 
-writes ``curves.png`` (accuracy vs steps and vs seconds, chance dashed), ``curves.md`` and
+writes ``curves.png`` (per run: the answer-token loss vs steps, accuracy vs steps and vs seconds,
+chance dotted), ``curves.md`` and
 ``curves.csv`` (per run and task: final and best accuracy, steps and seconds to half the gap).
 """
 
@@ -30,6 +31,7 @@ from minivlm.run_folder import RunFolder
 
 ACC_PREFIX = "val/acc/"
 TIME_KEY = "train/time"
+LOSS_KEY = "train/loss"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,13 @@ def task_curves(rows: Sequence[dict[str, str]]) -> dict[str, list[Point]]:
             for task, points in curves.items()}
 
 
+def loss_curve(rows: Sequence[dict[str, str]]) -> list[tuple[int, float]]:
+    """``(optimizer step, training loss)`` in step order; a resumed run's repeated steps keep the latest value."""
+    # Lightning logs a step's loss under the index of its batch (step - 1).
+    losses = {int(row["step"]) + 1: float(row[LOSS_KEY]) for row in rows if row.get(LOSS_KEY)}
+    return sorted(losses.items())
+
+
 def first_halfway(points: Sequence[Point], chance: float) -> Point | None:
     """The first point whose accuracy closes half the gap between chance and 100 % (None: never)."""
     target = chance + (1.0 - chance) / 2
@@ -116,12 +125,15 @@ def markdown(rows: Sequence[dict[str, object]], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: dict[str, dict[str, list[Point]]], chance: dict[str, dict[str, float]], path: Path) -> None:
-    """One row per run: accuracy vs steps (left) and vs training seconds (right), chance dashed."""
-    figure = Figure(figsize=(11, 3.4 * len(runs)), layout="constrained")
-    axes = figure.subplots(len(runs), 2, squeeze=False)
+def plot(runs: dict[str, dict[str, list[Point]]], losses: dict[str, list[tuple[int, float]]],
+         chance: dict[str, dict[str, float]], path: Path) -> None:
+    """One row per run: loss vs steps, accuracy vs steps and vs training seconds, chance dotted."""
+    figure = Figure(figsize=(15, 3.4 * len(runs)), layout="constrained")
+    axes = figure.subplots(len(runs), 3, squeeze=False)
     colours = colormaps["tab10"]
-    for (run, curves), (by_step, by_time) in zip(runs.items(), axes):
+    for (run, curves), (loss, by_step, by_time) in zip(runs.items(), axes):
+        loss.plot([step for step, _ in losses[run]], [value for _, value in losses[run]], color="black", linewidth=1)
+        loss.set(title=f"{run}: training loss", xlabel="optimizer step", ylabel="answer-token cross entropy")
         for index, (task, points) in enumerate(sorted(curves.items())):
             colour = colours(index % 10)
             by_step.plot([p.step for p in points], [p.accuracy for p in points], "o-", color=colour, label=task)
@@ -129,7 +141,7 @@ def plot(runs: dict[str, dict[str, list[Point]]], chance: dict[str, dict[str, fl
             by_time.plot([p.seconds for p in timed], [p.accuracy for p in timed], "o-", color=colour)
             for axis in (by_step, by_time):
                 axis.axhline(chance[run].get(task, 0.0), color=colour, linestyle=":", linewidth=1)
-        by_step.set(title=run, xlabel="optimizer step", ylabel="val accuracy", ylim=(0, 1.02))
+        by_step.set(title=f"{run}: accuracy", xlabel="optimizer step", ylabel="val accuracy", ylim=(0, 1.02))
         by_time.set(title=f"{run} (dotted: chance)", xlabel="training seconds", ylim=(0, 1.02))
         by_step.legend(fontsize=7, loc="upper left")
     figure.savefig(path, dpi=110)
@@ -137,7 +149,8 @@ def plot(runs: dict[str, dict[str, list[Point]]], chance: dict[str, dict[str, fl
 
 def write_curves(run_dirs: Sequence[str | Path], out: str | Path, command: str) -> list[Path]:
     """Read the runs, write ``curves.{png,md,csv}`` under ``out``; returns the written paths."""
-    runs = {Path(run).name: task_curves(read_metrics(Path(run))) for run in run_dirs}
+    metrics = {Path(run).name: read_metrics(Path(run)) for run in run_dirs}
+    runs = {name: task_curves(rows) for name, rows in metrics.items()}
     chance = {Path(run).name: {task: scores["chance"] for task, scores in RunFolder(run).load_baselines()["val"].items()}
               for run in run_dirs}
     empty = [name for name, curves in runs.items() if not curves]
@@ -151,7 +164,7 @@ def write_curves(run_dirs: Sequence[str | Path], out: str | Path, command: str) 
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    plot(runs, chance, out / "curves.png")
+    plot(runs, {name: loss_curve(rows) for name, rows in metrics.items()}, chance, out / "curves.png")
     return [out / "curves.md", out / "curves.csv", out / "curves.png"]
 
 
