@@ -318,7 +318,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("path", type=Path, help="a .ckpt, an export folder, a run folder, or a folder of runs")
     parser.add_argument("overrides", nargs="*", help="rope.scaling.<key>=<value>: score under a RoPE scaling, e.g. "
                         "rope.scaling.type=yarn rope.scaling.factor=3 rope.scaling.original_max_position=64")
-    parser.add_argument("--splits", nargs="+", default=["val", "extrapolate"], help="shipped splits to score")
+    parser.add_argument("--splits", nargs="+", default=["val", "extrapolate"],
+                        help="shipped splits (val, extrapolate), `real` (a run's held-out real records), a local data "
+                        "file or folder, or a hub dataset owner/name[:config[:split]]")
     parser.add_argument("--per-task", type=int, default=None, help="samples per task (default: the run's "
                         "data.final_eval_per_task)")
     parser.add_argument("--weights", choices=WEIGHT_CHOICES, default="last",

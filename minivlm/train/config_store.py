@@ -7,7 +7,8 @@ field exists with its dataclass default (and can be overridden on the command li
 changes. Python and the command line therefore build the same model: ``ModelConfig(size="tiny")``
 is what ``python train.py`` trains.
 
-Call :func:`register_configs` before Hydra composes (``train.py`` and every ``compose`` do).
+Call :func:`register_configs` before Hydra composes (``train.py`` and every ``compose`` do); it
+also registers the resolver of ``python train.py --help`` (:mod:`minivlm.train.help`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from minivlm.model import ModelConfig, RopeConfig
 from minivlm.rope import RopeScaling
 from minivlm.rope.positions import DESIGN_DEFAULTS
+from minivlm.train.help import register_help
 
 # ModelConfig fields a run sets from elsewhere: the tokenizer's vocabulary and special-token ids,
 # and the `rope` config group.
@@ -45,7 +47,8 @@ def rope_schema() -> dict[str, Any]:
 
 
 def register_configs() -> None:
-    """Store the ``model/schema`` and ``rope/schema`` nodes (idempotent)."""
+    """Store the ``model/schema`` and ``rope/schema`` nodes and register the help resolver (idempotent)."""
+    register_help()
     store = ConfigStore.instance()
     store.store(group="model", name="schema", node=dataclass_defaults(ModelConfig, NOT_IN_MODEL_GROUP))
     store.store(group="rope", name="schema", node=rope_schema())
