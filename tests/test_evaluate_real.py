@@ -64,7 +64,7 @@ def test_the_vqa_layout_keeps_every_reference_answer(vqa_file):
 
 
 def test_split_names(vqa_file):
-    assert is_real_split("real") and is_real_split(vqa_file) and is_real_split("HuggingFaceM4/VQAv2::validation")
+    assert is_real_split("real") and is_real_split(vqa_file) and is_real_split("lmms-lab/VQAv2::validation")
     assert not is_real_split("test")
     hub = parse_real_split("HuggingFaceM4/the_cauldron:vqav2:train")
     assert (hub.source, hub.config_name, hub.split) == ("HuggingFaceM4/the_cauldron", "vqav2", "train")

@@ -6,7 +6,7 @@ Three common layouts are read:
 - `llava` (LLaVA, Liu et al., arXiv 2304.08485; also lmms-lab/LLaVA-OneVision-Data):
   `image` (one image, a path or none) and `conversations` = [{"from": "human"|"gpt", "value"}],
   where "<image>" in a human turn marks where the image goes (prepended when absent).
-- `vqa` (VQAv2, Goyal et al., arXiv 1612.00837; HuggingFaceM4/VQAv2 and its kin): `image`,
+- `vqa` (VQAv2, Goyal et al., arXiv 1612.00837; lmms-lab/VQAv2 and its kin): `image`,
   `question` and the annotators' `answers` (strings or {"answer"} dicts), the sample's answer
   being `multiple_choice_answer` (or `answer`) when given, else the most common of them.
 In every layout an `answers` column is kept as the sample's reference answers

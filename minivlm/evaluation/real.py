@@ -2,7 +2,7 @@
 
     python evaluate.py outputs/<run> --splits real                 # the records data.real.holdout kept out of training
     python evaluate.py outputs/<run> --splits val my_vqa.parquet   # a local .parquet/.jsonl/.json file or folder
-    python evaluate.py outputs/<run> --splits HuggingFaceM4/VQAv2::validation   # a hub dataset: name[:config[:split]]
+    python evaluate.py outputs/<run> --splits lmms-lab/VQAv2::validation   # a hub dataset: name[:config[:split]]
 
 The records are read by :class:`~minivlm.data.adapters.RealDataset` (any of its layouts) and
 prompted through the run's own processor; the first ``per_task`` usable ones are answered,
