@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -58,6 +59,17 @@ def test_progress_lines_on_the_console_and_in_train_log_when_the_bar_is_off(tmp_
     assert f"run folder: {tmp_path}" in lines
     printed = capsys.readouterr().out
     assert all(line in printed for line in progress) and "validation accuracy after 4 steps" in printed
+
+
+@pytest.mark.slow
+def test_a_run_warns_nothing_that_is_not_about_it(tmp_path, capfd, caplog):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every warning, also those shown once per process
+        train(compose_config("steps=1", "eval_every=1", "data.num_workers=1"), tmp_path)
+    assert [str(warning.message) for warning in caught] == []
+    printed = capfd.readouterr()
+    assert "Tip" not in printed.out + printed.err + caplog.text  # Lightning's advertisements
+    assert "validation accuracy after 1 steps" in printed.out
 
 
 def math_attention(q, k, v, attn_mask=None, is_causal=False, enable_gqa=False, **unused):
