@@ -105,6 +105,11 @@ class TestBadInput:
         with pytest.raises(ValueError, match="positive int"):
             V(t, h, w)
 
+    @pytest.mark.parametrize("seconds", ["3", 0, -1.0, float("nan"), float("inf"), True])
+    def test_seconds_per_grid_must_be_a_positive_finite_number(self, seconds):
+        with pytest.raises(ValueError, match="seconds_per_grid must be a positive finite number"):
+            V(2, 1, 1, seconds_per_grid=seconds)
+
     def test_negative_text_length(self):
         with pytest.raises(ValueError, match="non-negative"):
             T(-3)

@@ -55,9 +55,10 @@ class VisionSegment:
                     f"VisionSegment.{name} must be a positive int, got {value!r}; a vision block "
                     "needs at least one temporal group, row and column on the merged grid."
                 )
-        if self.seconds_per_grid is not None and not self.seconds_per_grid > 0:
+        spg = self.seconds_per_grid
+        if spg is not None and (isinstance(spg, bool) or not isinstance(spg, (int, float)) or not 0 < spg < float("inf")):
             raise ValueError(
-                f"VisionSegment.seconds_per_grid must be positive or None, got {self.seconds_per_grid!r}."
+                f"VisionSegment.seconds_per_grid must be a positive finite number or None, got {spg!r}."
             )
 
     @property
