@@ -10,7 +10,7 @@ from train_helpers import compose_config, single_thread  # noqa: F401 (autouse f
 
 import minivlm.evaluation.extrapolation as extrapolation
 from minivlm.evaluation.extrapolation import Grid, measure_run
-from minivlm.evaluation.extrapolation_report import write_report
+from minivlm.evaluation.extrapolation_report import markdown, write_report
 from minivlm.evaluation.targets import resolve_target
 from minivlm.rope import rotary_cos_sin
 from minivlm.scoring import Answer
@@ -66,3 +66,22 @@ def test_every_cell_is_measured_once_and_the_grid_resumes(trained, monkeypatch, 
     assert {path.name for path in written} >= {"extrapolation.md", "extrapolation.csv", "length_clip_needle.png",
                                                "vniah_map_factor1.png", "vniah_map_factor2.png"}
     assert "| mrope_interleaved | absolute_time | 1 |" in (tmp_path / "report" / "extrapolation.md").read_text()
+
+
+def test_the_report_averages_depths_and_seeds_and_sets_apart_the_runs_that_did_not_learn():
+    grid = Grid(groups=(4, 8), depths=(0.0, 1.0), factors=(1.0, 2.0))
+
+    def run(name: str, seed: int, exact: dict[tuple[int, float], float]) -> dict:
+        records = [{"task": "clip_needle", "groups": g, "depth": d, "factor": f, "exact": exact[(g, f)] + d / 10}
+                   for g in grid.groups for d in grid.depths for f in grid.factors]
+        return {"run": name, "rope": "mrope", "seed": seed, "layout": "absolute_time", "records": records}
+
+    learnt = [run("a", 0, {(4, 1.0): 0.95, (8, 1.0): 0.2, (4, 2.0): 0.6, (8, 2.0): 0.5}),
+              run("b", 1, {(4, 1.0): 0.95, (8, 1.0): 0.4, (4, 2.0): 0.8, (8, 2.0): 0.7})]
+    failed = run("c", 2, {(4, 1.0): 0.45, (8, 1.0): 0.3, (4, 2.0): 0.3, (8, 2.0): 0.3})
+    text = markdown([*learnt, failed], grid, "cmd")
+    every, kept = text.split("## clip_needle: the runs that learned it")
+    # depths 0 and 1 add 0 and 0.1: a run's cell is its value + 0.05; seeds a, b, c at 8 groups x1: 0.25, 0.45, 0.35
+    assert "| mrope | absolute_time | 3 | x1 | 0.83 ± 0.29 | 0.35 ± 0.10 |" in every
+    assert "| mrope | absolute_time | x2 | 0.55 | 0.35 |" in every  # x2 is best beyond 4 groups
+    assert "left out: c." in kept and "| mrope | absolute_time | 2 | x2 | 0.75 ± 0.14 | 0.65 ± 0.14 |" in kept

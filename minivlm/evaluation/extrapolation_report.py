@@ -45,28 +45,51 @@ def over_depths(cells: dict[tuple, list[float]], groups: int, factor: float) -> 
     return [statistics.fmean(seed) for seed in zip(*rows, strict=True)] if rows else []
 
 
+LEARNED = 0.9  # a run "learned" the task when it reaches this unscaled at the shortest length (its training length)
+
+
+def learned(result: dict[str, Any], grid: Any, task: str) -> bool:
+    """Whether a run found the needle in distribution: runs that did not say nothing about extrapolation."""
+    values = [r["exact"] for r in result["records"]
+              if r["task"] == task and r["groups"] == grid.groups[0] and r["factor"] == 1]
+    return bool(values) and statistics.fmean(values) >= LEARNED
+
+
+def variant_tables(results: list[dict[str, Any]], grid: Any, task: str) -> list[str]:
+    """Accuracy per (variant, factor) at every length, then each variant's best factor beyond training."""
+    table = by_variant(results, task)
+    lines = ["| rope | layout | n | factor | " + " | ".join(f"{g} groups" for g in grid.groups) + " |",
+             "|" + "---|" * (len(grid.groups) + 4)]
+    best_lines = [f"| rope | layout | best factor beyond {grid.groups[0]} groups | its mean | x1's mean |",
+                  "|---|---|---|---|---|"]
+    for (rope, layout), cells in sorted(table.items()):
+        seeds = len(next(iter(cells.values())))
+        for factor in grid.factors:
+            row = [mean_std(values) for values in (over_depths(cells, g, factor) for g in grid.groups) if values]
+            lines.append(f"| {rope} | {layout} | {seeds} | x{factor:g} | "
+                         + " | ".join(f"{mean:.2f} ± {std:.2f}" for mean, std in row) + " |")
+        beyond = {f: statistics.fmean(v for g in grid.groups[1:] for v in over_depths(cells, g, f))
+                  for f in grid.factors} if len(grid.groups) > 1 else {}
+        if beyond:
+            best = max(beyond, key=beyond.get)
+            unscaled = f"{beyond[1.0]:.2f}" if 1.0 in beyond else "-"
+            best_lines.append(f"| {rope} | {layout} | x{best:g} | {beyond[best]:.2f} | {unscaled} |")
+    return [*lines, "", *best_lines, ""] if len(best_lines) > 2 else [*lines, ""]
+
+
 def markdown(results: list[dict[str, Any]], grid: Any, command: str) -> str:
     lines = ["# Temporal extrapolation", "", f"Made by `{command}`. Exact match, mean ± std over seeds "
-             f"(n = seeds), {grid.per_cell} prompts per cell, {grid.scaling} scaling, depths averaged, "
+             f"(n = seeds), {grid.per_cell} prompts per cell, {grid.scaling} scaling"
+             f"{' of the ' + '+'.join(grid.axes) + ' pairs only' if grid.axes else ''}, depths averaged, "
              f"look-alike period {grid.distractor_period or 'as trained'}.", ""]
     for task in grid.tasks:
-        table = by_variant(results, task)
-        header = [f"{g} g, x{f:g}" for f in grid.factors for g in grid.groups]
-        lines += [f"## {task}", "", "| rope | layout | n | " + " | ".join(header) + " | best factor beyond "
-                  f"{grid.groups[0]} |", "|" + "---|" * (len(header) + 4)]
-        for (rope, layout), cells in sorted(table.items()):
-            seeds = len(next(iter(cells.values())))
-            row = []
-            for factor in grid.factors:
-                for groups in grid.groups:
-                    values = over_depths(cells, groups, factor)
-                    mean, std = mean_std(values) if values else (float("nan"), float("nan"))
-                    row.append(f"{mean:.2f} ± {std:.2f}")
-            beyond = {f: statistics.fmean(v for g in grid.groups[1:] for v in over_depths(cells, g, f))
-                      for f in grid.factors} if len(grid.groups) > 1 else {}
-            best = max(beyond, key=beyond.get) if beyond else float("nan")
-            lines.append(f"| {rope} | {layout} | {seeds} | " + " | ".join(row) + f" | x{best:g} |")
-        lines.append("")
+        lines += [f"## {task}: every run", "", *variant_tables(results, grid, task)]
+        kept = [result for result in results if learned(result, grid, task)]
+        if 1.0 in grid.factors and kept:
+            names = ", ".join(sorted(r["run"] for r in results if r not in kept)) or "none"
+            lines += [f"## {task}: the runs that learned it", "",
+                      f"Runs at {LEARNED:g} or more unscaled at {grid.groups[0]} groups; left out: {names}.", "",
+                      *variant_tables(kept, grid, task)]
     return "\n".join(lines)
 
 
