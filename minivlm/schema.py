@@ -74,12 +74,33 @@ class Batch(TypedDict):
     input_ids: torch.Tensor  # (B, L) long, padding = the tokenizer's pad id
     labels: torch.Tensor  # (B, L) long, IGNORE_INDEX where no loss (prompts, padding)
     position_ids: dict[str, torch.Tensor]  # design key -> (B, 3, L) float32 ids (RopeSchedule.design_keys)
-    attention_mask: torch.Tensor | None  # (B, L, L) bool, True = may attend; None = plain causal
+    document_ids: torch.Tensor | None  # (B, L) long: the sample of its row each token is (-1: padding); None = plain causal
+    vision_index: torch.Tensor  # (2, V) long: (row, column) of every vision placeholder, in token order
+    answer_index: torch.Tensor  # (2, A) long: (row, column) of the positions whose next token is an answer token
     next_position: dict[str, torch.Tensor] | None  # design key -> (B,) first decoding id; None when packed
     packing_efficiency: float  # share of the B * L slots holding real tokens
+    real_tokens: int  # non-padding tokens (counts are Python numbers: reading them never waits for a device)
+    answer_tokens: int  # tokens the loss averages over (A)
+    vision_frames: int  # attention frames of the ViT (0 without media)
+    longest_frame: int  # patches of the largest frame (0 without media)
     pixel_values: torch.Tensor | None  # (N, patch_dim) patches of every vision block in token order; None: no media
     vision_grid: torch.Tensor | None  # (G, 3) long, same order
     patch_positions: torch.Tensor | None  # (N, 2) long, same order
     tasks: list[str]  # per sample, in the order samples appear row by row
     answers: list[str]
     sample_ids: list[str]
+
+
+def token_index(selected: torch.Tensor) -> torch.Tensor:
+    """``(2, n)`` long (row, column) of the True entries of a ``(B, L)`` bool tensor, row by row.
+
+    The collator builds a batch's ``vision_index`` and ``answer_index`` with it on CPU; the model
+    falls back to it only for batches that lack them (on a GPU, finding the entries waits for the
+    device).
+    """
+    return torch.stack(torch.nonzero(selected, as_tuple=True))
+
+
+def answer_index(labels: torch.Tensor) -> torch.Tensor:
+    """(row, column) of the positions whose next label is an answer token (column ``c`` predicts ``c + 1``)."""
+    return token_index(labels[:, 1:] != IGNORE_INDEX)

@@ -8,6 +8,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from minivlm.data.collate import Collator
+from minivlm.model.attention import DocumentMask
 from minivlm.processing import Processor
 from minivlm.schema import IGNORE_INDEX
 from minivlm.rope import make_schedule
@@ -52,7 +53,9 @@ def test_right_padding(encoded):
     batch = Collator(SCHEDULE, pad_id=0, max_tokens=512)(encoded)
     width = max(lengths(encoded))
     assert batch["input_ids"].shape == batch["labels"].shape == (4, width)
-    assert batch["attention_mask"] is None and batch["next_position"] is not None
+    assert batch["document_ids"] is None and batch["next_position"] is not None
+    assert batch["real_tokens"] == sum(lengths(encoded))
+    assert batch["answer_tokens"] == sum(int((s["labels"][1:] != IGNORE_INDEX).sum()) for s in encoded)
     assert set(batch["position_ids"]) == set(SCHEDULE.design_keys) and len(SCHEDULE.design_keys) == 2
     for b, sample in enumerate(encoded):
         n = sample["input_ids"].numel()
@@ -71,8 +74,9 @@ def test_right_padding(encoded):
 def test_left_padding_for_generation(encoded):
     batch = Collator(SCHEDULE, pad_id=0, max_tokens=512, padding_side="left")(encoded)
     width = batch["input_ids"].shape[1]
-    mask = batch["attention_mask"]
-    assert mask.shape == (4, width, width) and mask.dtype == torch.bool
+    documents = batch["document_ids"]
+    assert documents.shape == (4, width) and documents.dtype == torch.long
+    mask = DocumentMask(documents).dense()[:, 0]  # what attention applies
     assert mask.any(dim=-1).all()  # no empty softmax row anywhere
     for b, sample in enumerate(encoded):
         n = sample["input_ids"].numel()
@@ -95,7 +99,7 @@ def test_packing_keeps_samples_apart(encoded):
     # Walk the rows: samples sit back to back, in batch order.
     placed, real_tokens = iter(order), 0
     for r in range(rows):
-        start, row_mask = 0, batch["attention_mask"][r]
+        start, row_mask = 0, DocumentMask(batch["document_ids"]).dense()[r, 0]
         while start < width and batch["input_ids"][r, start:].ne(0).any():
             sample = encoded[next(placed)]
             n = sample["input_ids"].numel()
@@ -124,6 +128,9 @@ def test_vision_tensors_follow_token_order(encoded, tokenizer, mode):
     grid = batch["vision_grid"]
     assert counts[is_pad].tolist() == (grid.prod(dim=1) // 4).tolist()
     assert batch["pixel_values"].shape[0] == batch["patch_positions"].shape[0] == int(grid.prod(dim=1).sum())
+    # The model's placeholder positions come with the batch (no search on the device), in token order.
+    assert torch.equal(batch["vision_index"], torch.stack(torch.nonzero(torch.isin(batch["input_ids"], pads), as_tuple=True)))
+    assert (batch["vision_frames"], batch["longest_frame"]) == (int(grid[:, 0].sum()), int((grid[:, 1] * grid[:, 2]).max()))
 
 
 def test_text_only_batch_has_no_vision(encoded):

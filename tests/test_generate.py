@@ -36,11 +36,9 @@ def extend_batch(batch: dict, tokens: torch.Tensor) -> dict:
     extended = dict(batch, labels=None)
     extended["input_ids"] = torch.cat([batch["input_ids"], tokens], dim=1)
     extended["position_ids"] = {key: torch.cat([ids, positions[key]], dim=2) for key, ids in batch["position_ids"].items()}
-    if batch.get("attention_mask") is not None:
-        valid = torch.cat([batch["attention_mask"][:, -1, :], tokens.new_ones(tokens.shape, dtype=torch.bool)], dim=1)
-        width = valid.shape[1]
-        causal = torch.ones(width, width, dtype=torch.bool).tril()
-        extended["attention_mask"] = (causal & valid[:, None, :]) | torch.eye(width, dtype=torch.bool)
+    if batch.get("document_ids") is not None:  # generated tokens join the document of the prompt's last token
+        documents = batch["document_ids"]
+        extended["document_ids"] = torch.cat([documents, documents[:, -1:].expand(-1, tokens.shape[1])], dim=1)
     return extended
 
 

@@ -3,18 +3,22 @@
 Runs inside DataLoader workers, so the per-sample work that the model must not do in ``forward``
 happens here on CPU: position ids for each position design of the rope schedule (SPEC.md
 section 3; a schedule mixing Circle-RoPE and M-RoPE needs both), the next decoding position per
-design (section 4), and the attention mask.
+design (section 4), the document of every token (what attention may see,
+:mod:`minivlm.model.attention`), where the vision tokens and the answer targets sit, and the
+batch's counts (tokens, answer tokens, frames) as Python numbers, so that neither the training
+step nor its logging ever waits for the device to count them.
 
 Two layouts:
 
 - ``pad``: one sample per row. Right padding for training (plain causal attention suffices:
-  padding only follows real tokens, ``attention_mask`` is None); left padding for generation
-  prompts, so every prompt ends at the last column and decoding appends in step, with a mask that
-  hides the padding.
+  padding only follows real tokens, ``document_ids`` is None); left padding for generation
+  prompts, so every prompt ends at the last column and decoding appends in step, the padding
+  being document -1, which no real token sees.
 - ``pack``: several samples per row up to a token budget, placed first-fit by decreasing length.
   As in "Efficient Sequence Packing without Cross-contamination" (Krell et al., arXiv
-  2107.02027), positions restart at each sample and a block-diagonal causal mask keeps samples
-  from attending to each other, so a packed row trains exactly like separate rows.
+  2107.02027), positions restart at each sample and each sample is its own document (a
+  block-diagonal causal mask, never materialised here), so a packed row trains exactly like
+  separate rows.
 
 Vision tensors are concatenated in the batch's token order (row by row, left to right), the
 order in which the model scatters merged features into placeholder tokens.
@@ -26,8 +30,8 @@ from typing import Any, Sequence
 
 import torch
 
-from minivlm.schema import IGNORE_INDEX, Batch, EncodedSample
-from minivlm.rope import RopeSchedule, sequence_length
+from minivlm.schema import IGNORE_INDEX, Batch, EncodedSample, answer_index, token_index
+from minivlm.rope import RopeSchedule, sequence_length, vision_mask
 
 MODES = ("pad", "pack")
 PADDING_SIDES = ("right", "left")
@@ -112,6 +116,7 @@ class Collator:
         num_rows = len(rows)
         input_ids = torch.full((num_rows, width), self.pad_id, dtype=torch.long)
         labels = torch.full((num_rows, width), IGNORE_INDEX, dtype=torch.long)
+        is_vision = torch.zeros(num_rows, width, dtype=torch.bool)
         positions = {key: torch.zeros(num_rows, 3, width) for key in keys}
         next_position = {key: torch.zeros(num_rows) for key in keys}
         # Which sample of its row each token belongs to (-1 = padding): the packed mask's blocks.
@@ -125,6 +130,7 @@ class Collator:
                 span = slice(start, start + sample["input_ids"].numel())
                 input_ids[r, span] = sample["input_ids"]
                 labels[r, span] = sample["labels"]
+                is_vision[r, span] = vision_mask(sample["segments"])
                 owner[r, span] = slot
                 ids, nexts = self.schedule.build_positions(sample["segments"])
                 for key in keys:
@@ -132,37 +138,33 @@ class Collator:
                     next_position[key][r] = nexts[key]
                 start = span.stop
         real = owner >= 0
+        answers = answer_index(labels)
         return {
             "input_ids": input_ids,
             "labels": labels,
             "position_ids": positions,
-            "attention_mask": self._attention_mask(owner),
+            # Right padding only follows real tokens: plain causal attention keeps them apart.
+            "document_ids": None if self.mode == "pad" and not left else owner,
+            "vision_index": token_index(is_vision),
+            "answer_index": answers,
             "next_position": next_position if self.mode == "pad" else None,
             "packing_efficiency": float(real.sum()) / real.numel(),
+            "real_tokens": int(real.sum()),
+            "answer_tokens": answers.shape[1],
         }
-
-    def _attention_mask(self, owner: torch.Tensor) -> torch.Tensor | None:
-        """``(B, L, L)`` bool, True where query (row) may attend to key (column); None = causal."""
-        if self.mode == "pad" and self.padding_side == "right":
-            return None
-        width = owner.shape[1]
-        causal = torch.ones(width, width, dtype=torch.bool).tril()
-        if self.mode == "pack":
-            # Block-diagonal: same sample only. Padding (owner -1) attends only to padding.
-            return causal & (owner.unsqueeze(2) == owner.unsqueeze(1))
-        # Left padding: real keys only; each padding query sees itself, so no softmax row is empty
-        # (an all-masked row gives NaN that would leak through the values into later layers).
-        visible = causal & (owner >= 0).unsqueeze(1)
-        return visible | torch.eye(width, dtype=torch.bool)
 
 
 def _vision(order: Sequence[EncodedSample]) -> dict[str, torch.Tensor | None]:
     """Vision tensors of the samples in batch order, or None when the batch has no media."""
     with_media = [s for s in order if s["vision_grid"].shape[0] > 0]
     if not with_media:
-        return {"pixel_values": None, "vision_grid": None, "patch_positions": None}
+        return {"pixel_values": None, "vision_grid": None, "patch_positions": None, "vision_frames": 0,
+                "longest_frame": 0}
+    grid = torch.cat([s["vision_grid"] for s in with_media])
     return {
         "pixel_values": torch.cat([s["pixel_values"] for s in with_media]),
-        "vision_grid": torch.cat([s["vision_grid"] for s in with_media]),
+        "vision_grid": grid,
         "patch_positions": torch.cat([s["patch_positions"] for s in with_media]),
+        "vision_frames": int(grid[:, 0].sum()),
+        "longest_frame": int((grid[:, 1] * grid[:, 2]).max()),
     }

@@ -2,13 +2,15 @@
 
 Each LM layer writes its new keys and values at the cache's current length and attends over
 everything written so far; the LM advances the length once all layers have written. The cache
-also remembers which key slots are real tokens, so left-padded prompts stay masked while
-decoding.
+also remembers the document of every key slot (:mod:`minivlm.model.attention`; -1 = padding),
+so left-padded prompts stay masked while decoding.
 """
 
 from __future__ import annotations
 
 import torch
+
+from minivlm.model.attention import DocumentMask
 
 
 class KVCache:
@@ -28,7 +30,8 @@ class KVCache:
         shape = (layers, batch, kv_heads, capacity, head_dim)
         self.keys = torch.zeros(shape, dtype=dtype, device=device)
         self.values = torch.zeros(shape, dtype=dtype, device=device)
-        self.key_valid = torch.ones(batch, capacity, dtype=torch.bool, device=device)
+        # Generated tokens continue the prompt's last document (0 without a document mask).
+        self.key_documents = torch.zeros(batch, capacity, dtype=torch.long, device=device)
         self.capacity = capacity
         self.length = 0  # positions every layer has written
 
@@ -43,23 +46,21 @@ class KVCache:
         self.values[layer, :, :, self.length:end] = values
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
-    def attention_mask(self, new: int, prompt_mask: torch.Tensor | None) -> torch.Tensor | None:
-        """Mask ``(B, 1, new, length + new)`` for ``new`` queries; None when plain causal suffices.
+    def attention_mask(self, new: int, prompt_documents: torch.Tensor | None) -> DocumentMask | None:
+        """The mask of ``new`` queries over every key so far; None when plain causal suffices.
 
-        On the first call (the prompt) ``prompt_mask`` (``(B, L, L)``, True = may attend) is used
-        as given, and its last row, whose query is a real token in a left-padded batch, records
-        which prompt keys are real.
+        On the first call (the prompt) ``prompt_documents`` (``(B, L)``, -1 = padding) is the
+        prompt's own mask and is recorded for the keys; its last column, a real token in a
+        left-padded batch, is the document the generated tokens join.
         """
         if self.length == 0:
-            if prompt_mask is None:
+            if prompt_documents is None:
                 return None
-            self.key_valid[:, :new] = prompt_mask[:, -1, :]
-            return prompt_mask.unsqueeze(1)
+            self.key_documents[:, :new] = prompt_documents
+            self.key_documents[:, new:] = prompt_documents[:, -1:]
+            return DocumentMask(prompt_documents)
         end = self.length + new
-        query = torch.arange(self.length, end, device=self.key_valid.device)
-        key = torch.arange(end, device=self.key_valid.device)
-        causal = key[None, :] <= query[:, None]  # (new, end)
-        return (causal[None] & self.key_valid[:, None, :end]).unsqueeze(1)
+        return DocumentMask(self.key_documents[:, self.length:end], self.key_documents[:, :end])
 
     def advance(self, new: int) -> None:
         self.length += new

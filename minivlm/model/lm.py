@@ -11,10 +11,10 @@ distinct variant and shared by the layers that use it, never per layer.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from timm.layers import SwiGLU
 from torch import nn
 
+from minivlm.model.attention import DocumentMask, attend
 from minivlm.model.cache import KVCache
 from minivlm.model.config import ModelConfig
 from minivlm.rope import RopeVariant, apply_rotary
@@ -23,7 +23,7 @@ RopeTables = dict[RopeVariant, tuple[torch.Tensor, torch.Tensor]]
 
 
 class Attention(nn.Module):
-    """Grouped-query causal self-attention through ``scaled_dot_product_attention``."""
+    """Grouped-query causal self-attention, within documents when a :class:`DocumentMask` is given."""
 
     def __init__(self, config: ModelConfig, layer: int) -> None:
         super().__init__()
@@ -36,7 +36,7 @@ class Attention(nn.Module):
         norm = (lambda: nn.RMSNorm(self.head_dim, eps=config.norm_eps)) if config.qk_norm else nn.Identity
         self.q_norm, self.k_norm = norm(), norm()
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: DocumentMask | None,
                 cache: KVCache | None) -> torch.Tensor:
         batch, length, _ = x.shape
         q = self.q_norm(self.q_proj(x).view(batch, length, self.heads, self.head_dim)).transpose(1, 2)
@@ -45,7 +45,7 @@ class Attention(nn.Module):
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
             k, v = cache.update(self.layer, k, v)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, enable_gqa=True)
+        out = attend(q, k, v, mask, enable_gqa=True)
         return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1))
 
 
@@ -59,7 +59,7 @@ class DecoderLayer(nn.Module):
         self.mlp_norm = nn.RMSNorm(config.lm_dim, eps=config.norm_eps)
         self.mlp = SwiGLU(config.lm_dim, config.lm_mlp_hidden, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: DocumentMask | None,
                 cache: KVCache | None) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), cos, sin, mask, cache)
         return x + self.mlp(self.mlp_norm(x))
@@ -94,27 +94,29 @@ class LanguageModel(nn.Module):
         return tables
 
     def forward(self, embeds: torch.Tensor, position_ids: dict[str, torch.Tensor],
-                attention_mask: torch.Tensor | None = None, cache: KVCache | None = None,
-                vision_mask: torch.Tensor | None = None, deepstack: list[torch.Tensor] = ()) -> torch.Tensor:
+                document_ids: torch.Tensor | None = None, cache: KVCache | None = None,
+                vision_index: tuple[torch.Tensor, torch.Tensor] | None = None,
+                deepstack: list[torch.Tensor] = ()) -> torch.Tensor:
         """Final-norm hidden states ``(B, L, lm_dim)``.
 
         Args:
             embeds: input embeddings ``(B, L, lm_dim)``.
             position_ids: ``(B, 3, L)`` float ids for each design key of the schedule.
-            attention_mask: ``(B, L, L)`` bool, True = may attend; None = causal.
+            document_ids: ``(B, L)`` long, the document of each token (-1: padding): attention stays
+                within documents (:mod:`minivlm.model.attention`); None = plain causal.
             cache: filled and advanced when given.
-            vision_mask: ``(B, L)`` True at vision tokens; DeepStack features are added there.
+            vision_index: (rows, columns) of the vision tokens; DeepStack features are added there.
             deepstack: features added after LM layers 0, 1, ... (one ``(n_vision, lm_dim)`` each).
         """
         tables = self.rope_tables(position_ids)
-        mask = attention_mask.unsqueeze(1) if attention_mask is not None else None
+        mask = DocumentMask(document_ids) if document_ids is not None else None
         if cache is not None:
-            mask = cache.attention_mask(embeds.shape[1], attention_mask)
+            mask = cache.attention_mask(embeds.shape[1], document_ids)
         x = embeds
         for index, (layer, variant) in enumerate(zip(self.layers, self.schedule.layers)):
             x = layer(x, *tables[variant], mask, cache)
-            if index < len(deepstack) and vision_mask is not None:
-                x = x.index_put((vision_mask,), deepstack[index].to(x.dtype), accumulate=True)
+            if index < len(deepstack) and vision_index is not None:
+                x = x.index_put(vision_index, deepstack[index].to(x.dtype), accumulate=True)
         if cache is not None:
             cache.advance(embeds.shape[1])
         return self.norm(x)

@@ -7,9 +7,11 @@ each patch's row and column into attention. SPEC.md section 6 fixes the details:
 row and the second with the column, both at ``inv_freq[j] = theta ** (-2j / (d/2))``.
 
 Patches arrive in merge-window order (the processor's job), so a batch is one flat run of
-patches from many frames of many sizes. Attention must stay inside one frame: the frames are
-scattered into a padded ``(frames, longest, dim)`` tensor and a key mask hides the padding, the
-same result as a block-diagonal mask over the flat run at a fraction of its memory.
+patches from many frames of many sizes. Attention must stay inside one frame, a document mask
+(:mod:`minivlm.model.attention`) whose documents are the frames: with the ``flex`` kernel (CUDA)
+over the flat run itself, skipping the tiles between frames; with ``sdpa`` (CPU) over the frames
+scattered into a padded ``(frames, longest, dim)`` tensor, where the dense mask is per frame
+(``frames x longest^2``), not over the whole run (``N^2``).
 
 Optionally (``vit_abs_pos``), as in Qwen3-VL, a learned ``S x S`` table of absolute position
 embeddings is resampled bilinearly to each frame's patch grid and added after the patch
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
 from torch import nn
 
+from minivlm.model.attention import DocumentMask, kernel_for
 from minivlm.model.config import ModelConfig
 from minivlm.rope import apply_rotary, inverse_frequencies
 
@@ -47,18 +50,23 @@ class FrameLayout:
     """Where each patch of a flat batch sits in the padded ``(frames, longest)`` layout.
 
     ``vision_grid`` rows are ``(t, h, w)`` in un-merged patches; each of the ``t`` temporal
-    groups is one attention frame of ``h * w`` patches.
+    groups is one attention frame of ``h * w`` patches. The sizes that shape tensors (patches,
+    frames, the longest frame) are Python numbers, the collator's ``vision_frames`` and
+    ``longest_frame``, so that building the layout never waits for the device; without them
+    they are read from ``vision_grid`` (a host sync on a GPU).
     """
 
-    def __init__(self, vision_grid: torch.Tensor) -> None:
+    def __init__(self, vision_grid: torch.Tensor, patches: int, frames: int | None = None,
+                 longest: int | None = None) -> None:
         grid = vision_grid.long()
-        frame_sizes = torch.repeat_interleave(grid[:, 1] * grid[:, 2], grid[:, 0])
-        self.num_frames = int(frame_sizes.numel())
-        self.longest = int(frame_sizes.max())
+        frames = int(grid[:, 0].sum()) if frames is None else frames
+        frame_sizes = torch.repeat_interleave(grid[:, 1] * grid[:, 2], grid[:, 0], output_size=frames)
+        self.num_frames = frames
+        self.longest = int(frame_sizes.max()) if longest is None else longest
         starts = torch.cumsum(frame_sizes, 0) - frame_sizes
-        self.frame = torch.repeat_interleave(torch.arange(self.num_frames, device=grid.device), frame_sizes)
-        self.slot = torch.arange(self.frame.numel(), device=grid.device) - starts[self.frame]
-        self.valid = torch.zeros(self.num_frames, self.longest, dtype=torch.bool, device=grid.device)
+        self.frame = torch.repeat_interleave(torch.arange(frames, device=grid.device), frame_sizes, output_size=patches)
+        self.slot = torch.arange(patches, device=grid.device) - starts[self.frame]
+        self.valid = torch.zeros(frames, self.longest, dtype=torch.bool, device=grid.device)
         self.valid[self.frame, self.slot] = True
 
     def pad(self, flat: torch.Tensor) -> torch.Tensor:
@@ -99,7 +107,8 @@ class AbsolutePositions(nn.Module):
     def forward(self, patch_positions: torch.Tensor, vision_grid: torch.Tensor) -> torch.Tensor:
         """``(N, dim)`` embeddings for patches at ``(row, col)`` of frames of ``vision_grid`` sizes."""
         grid = vision_grid.long()
-        sizes = torch.repeat_interleave(grid[:, 1:], grid[:, 0] * grid[:, 1] * grid[:, 2], dim=0)  # (N, 2)
+        sizes = torch.repeat_interleave(grid[:, 1:], grid[:, 0] * grid[:, 1] * grid[:, 2], dim=0,
+                                        output_size=patch_positions.shape[0])  # (N, 2)
         # Patch centres in [-1, 1] (grid_sample's x, y order); align_corners=False makes the
         # table's cells and the frame's patches both tile the same unit square.
         centres = (2 * (patch_positions.flip(-1).float() + 0.5) / sizes.flip(-1).float() - 1)
@@ -117,14 +126,14 @@ class VisionAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor,
+    def forward(self, x: torch.Tensor, mask: DocumentMask,
                 rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         frames, length, dim = x.shape
         q, k, v = self.qkv(x).view(frames, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
         if rope is not None:
             cos, sin = rope  # (frames, 1, length, head_dim): same table for every head
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        out = mask.attend(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(frames, length, dim))
 
 
@@ -139,9 +148,9 @@ class VisionBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor,
+    def forward(self, x: torch.Tensor, mask: DocumentMask,
                 rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), key_mask, rope))
+        x = x + self.drop_path(self.attn(self.norm1(x), mask, rope))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
@@ -165,8 +174,10 @@ class VisionEncoder(nn.Module):
             VisionBlock(config.vit_dim, config.vit_heads, config.vit_mlp_ratio, rate, config.norm_eps) for rate in rates
         )
 
-    def forward(self, pixel_values: torch.Tensor, vision_grid: torch.Tensor,
-                patch_positions: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, pixel_values: torch.Tensor, vision_grid: torch.Tensor, patch_positions: torch.Tensor,
+                frames: int | None = None, longest: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``frames`` and ``longest``: the batch's frame count and longest frame in patches (the
+        collator's ``vision_frames`` and ``longest_frame``); None reads them from ``vision_grid``."""
         config = self.config
         if pixel_values.shape[-1] != config.patch_dim:
             raise ValueError(
@@ -178,16 +189,23 @@ class VisionEncoder(nn.Module):
         flat = self.patch_embed(cube.to(self.patch_embed.weight.dtype)).flatten(1)
         if self.abs_pos is not None:
             flat = flat + self.abs_pos(patch_positions, vision_grid)
-        layout = FrameLayout(vision_grid)
-        x = layout.pad(flat)
-        key_mask = layout.valid[:, None, None, :]  # (frames, 1, 1, longest): padding keys hidden
+        layout = FrameLayout(vision_grid, flat.shape[0], frames, longest)
+        if kernel_for(flat.device, flat.shape[0]) == "flex":
+            # One row holding every patch, the frames as documents: no padding at all.
+            to_rows, from_rows = (lambda t: t[None]), (lambda x: x[0])
+            mask = DocumentMask(layout.frame[None], causal=False)
+        else:
+            # Frames padded to the longest, padding as document -1 (it sees only padding).
+            to_rows, from_rows = layout.pad, layout.unpad
+            mask = DocumentMask(torch.where(layout.valid, 0, -1), causal=False)
+        x = to_rows(flat)
         rope = None
         if config.vit_rope:
             cos, sin = vision_rope_cos_sin(patch_positions, config.vit_head_dim, config.vit_rope_theta)
-            rope = (layout.pad(cos).unsqueeze(1), layout.pad(sin).unsqueeze(1))
+            rope = (to_rows(cos).unsqueeze(1), to_rows(sin).unsqueeze(1))
         captured = {}
         for index, block in enumerate(self.blocks):
-            x = block(x, key_mask, rope)
+            x = block(x, mask, rope)
             if index in config.deepstack_layers:
-                captured[index] = layout.unpad(x)
-        return layout.unpad(x), [captured[index] for index in config.deepstack_layers]
+                captured[index] = from_rows(x)
+        return from_rows(x), [captured[index] for index in config.deepstack_layers]

@@ -4,7 +4,9 @@ Qwen2-VL's layout (arXiv 2409.12191, section 2.1): each image or video is encode
 merged to LM width and written into the embedding of its placeholder tokens (``<|image_pad|>``,
 ``<|video_pad|>``) in the order they occur, row by row. The collator concatenates vision tensors
 in that same order. Training minimises next-token cross entropy on answer tokens only (labels
-other than -100), computing the output head only where there is a target.
+other than -100), computing the output head only where there is a target. Where the vision
+tokens and the answer targets sit comes with the batch (the collator's ``vision_index`` and
+``answer_index``, built on CPU), so that a training step never has to find them on the device.
 
 ``save_pretrained`` / ``from_pretrained`` write and read the model's part of an export folder
 (:class:`~minivlm.run_folder.ExportFolder`) in the layout of Hugging Face models: the weights as
@@ -30,7 +32,7 @@ from minivlm.model.lm import DecoderLayer, LanguageModel
 from minivlm.model.merger import PatchMerger
 from minivlm.model.vision import VisionBlock, VisionEncoder
 from minivlm.run_folder import ExportFolder
-from minivlm.schema import IGNORE_INDEX, Batch
+from minivlm.schema import Batch, answer_index, token_index
 
 MODEL_TYPE = "minivlm"  # config.json's model_type: what tools that read exports check
 
@@ -72,15 +74,17 @@ class VLM(nn.Module):
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
 
-    def embed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
+    def embed(self, batch: Batch) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None, list[torch.Tensor]]:
         """Token embeddings with merged vision features at the placeholders.
 
-        Returns ``(embeds, vision_mask, deepstack)``; ``vision_mask`` is None without media.
+        Returns ``(embeds, vision_index, deepstack)``; ``vision_index`` (rows, columns) is None without media.
         """
         input_ids = batch["input_ids"]
         embeds = self.lm.embed(input_ids)
-        vision_mask = (input_ids == self.config.image_token_id) | (input_ids == self.config.video_token_id)
-        placeholders = int(vision_mask.sum())
+        index = batch.get("vision_index")
+        if index is None:  # a batch the Collator did not make (a decoding step): find the placeholders here
+            index = token_index((input_ids == self.config.image_token_id) | (input_ids == self.config.video_token_id))
+        placeholders = index.shape[1]
         if batch.get("pixel_values") is None:
             if placeholders:
                 raise ValueError(
@@ -88,7 +92,8 @@ class VLM(nn.Module):
                     "images and videos with the Processor, which adds both."
                 )
             return embeds, None, []
-        patches, stacked = self.vision(batch["pixel_values"], batch["vision_grid"], batch["patch_positions"])
+        patches, stacked = self.vision(batch["pixel_values"], batch["vision_grid"], batch["patch_positions"],
+                                       batch.get("vision_frames"), batch.get("longest_frame"))
         features = self.merger(patches)
         if features.shape[0] != placeholders:
             raise ValueError(
@@ -96,24 +101,25 @@ class VLM(nn.Module):
                 f"{features.shape[0]} merged features; every merged token needs exactly one placeholder "
                 "(encode samples with the Processor of this model's patch_size and spatial_merge)."
             )
-        embeds = embeds.masked_scatter(vision_mask.unsqueeze(-1), features.to(embeds.dtype))
+        rows, columns = index.unbind(0)
+        embeds = embeds.index_put((rows, columns), features.to(embeds.dtype))
         deepstack = [merger(feature) for merger, feature in zip(self.deepstack_mergers, stacked)]
-        return embeds, vision_mask, deepstack
+        return embeds, (rows, columns), deepstack
 
     def forward(self, batch: Batch, cache: KVCache | None = None, return_logits: bool = False) -> VLMOutput:
         """Loss when the batch has ``labels``; full logits when ``return_logits``.
 
         A cached decoding step passes only ``input_ids`` and ``position_ids`` (text, no labels).
         """
-        embeds, vision_mask, deepstack = self.embed(batch)
-        hidden = self.lm(embeds, batch["position_ids"], batch.get("attention_mask"), cache, vision_mask, deepstack)
+        embeds, vision_index, deepstack = self.embed(batch)
+        hidden = self.lm(embeds, batch["position_ids"], batch.get("document_ids"), cache, vision_index, deepstack)
         loss = None
         if batch.get("labels") is not None:
-            targets = batch["labels"][:, 1:]
-            answer = targets != IGNORE_INDEX
-            if not bool(answer.any()):
+            index = batch.get("answer_index")
+            rows, columns = (answer_index(batch["labels"]) if index is None else index).unbind(0)
+            if rows.shape[0] == 0:
                 raise ValueError("batch has no answer tokens (every label is -100); nothing to learn from.")
-            loss = F.cross_entropy(self.lm.head(hidden[:, :-1][answer]).float(), targets[answer])
+            loss = F.cross_entropy(self.lm.head(hidden[rows, columns]).float(), batch["labels"][rows, columns + 1])
         logits = self.lm.head(hidden).float() if return_logits else None
         return VLMOutput(loss, logits, hidden)
 

@@ -13,15 +13,16 @@ Counts follow the shapes the model computes: each module sees only its own token
 patches, the mergers the merged tokens, the LM every row position, the output head only the
 answer tokens it scores), and padding counts as work, so pad-heavy batches show in the MFU
 (``data.layout=pack`` reduces padding; the share is logged as ``train/packing_efficiency``).
+Everything counted is a shape or one of the collator's Python counts (``answer_tokens``,
+``vision_frames``, ``longest_frame``), so counting never waits for the device.
 """
 
 from __future__ import annotations
 
-
 from torch import nn
 
 from minivlm.model import VLM
-from minivlm.schema import IGNORE_INDEX, Batch
+from minivlm.schema import Batch
 
 
 def matmul_weights(module: nn.Module) -> int:
@@ -39,16 +40,13 @@ def forward_flops(model: VLM, batch: Batch) -> int:
     rows, length = batch["input_ids"].shape
     lm_layers = matmul_weights(model.lm.layers)
     attention = 4 * rows * length**2 * config.lm_heads * config.lm_head_dim * config.lm_layers
-    labels = batch.get("labels")
-    scored = int((labels[:, 1:] != IGNORE_INDEX).sum()) if labels is not None else 0
-    scored = scored or rows
+    scored = batch["answer_tokens"] or rows
     flops = 2 * lm_layers * rows * length + attention + 2 * model.lm.head.weight.numel() * scored
     if batch.get("vision_grid") is not None:
-        grid = batch["vision_grid"].long()
-        patches = int(batch["pixel_values"].shape[0])
+        patches = batch["pixel_values"].shape[0]
         merged = patches // config.spatial_merge**2
         # The ViT attends within each frame, padded to the longest frame of the batch.
-        frames, longest = int(grid[:, 0].sum()), int((grid[:, 1] * grid[:, 2]).max())
+        frames, longest = batch["vision_frames"], batch["longest_frame"]
         vit_attention = 4 * frames * longest**2 * config.vit_dim * config.vit_depth
         mergers = matmul_weights(model.merger) + matmul_weights(model.deepstack_mergers)
         flops += 2 * matmul_weights(model.vision) * patches + vit_attention + 2 * mergers * merged
