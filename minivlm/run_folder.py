@@ -16,6 +16,7 @@
         evaluation.json, .csv        written by ``python evaluate.py``, with predictions.jsonl
         evaluation-<tag>.json ...    the same under a RoPE scaling (tag e.g. ``yarn3``)
         extrapolation.json           accuracy on longer clips (``python -m minivlm.evaluation.extrapolation``)
+        bias.json                    answers by target location, attention maps, PTD (``python -m minivlm.evaluation.bias``)
 
     export/
         model.safetensors            the weights (tensors only: safe to load from strangers)
@@ -72,6 +73,7 @@ class RunFolder:
         self.evaluation_csv = self.root / "evaluation.csv"
         self.predictions = self.root / "predictions.jsonl"
         self.extrapolation = self.root / "extrapolation.json"
+        self.bias = self.root / "bias.json"
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.root)!r})"
@@ -94,7 +96,7 @@ class RunFolder:
     def training_files(self) -> list[Path]:
         """What training wrote here (checkpoints, logs, export, results); ``overwrite=true`` deletes these."""
         paths = [self.checkpoints, self.logs, self.tensorboard, self.export, self.final_eval,
-                 self.evaluation_json, self.evaluation_csv, self.predictions, self.extrapolation]
+                 self.evaluation_json, self.evaluation_csv, self.predictions, self.extrapolation, self.bias]
         return [path for path in paths if path.exists()]
 
     def delete_training_files(self) -> None:

@@ -33,6 +33,7 @@ class TaskConfig:
     form: str | None = None  # question form; None draws one of the task's forms per sample
     clip_size: int = 16  # side of a clip_* frame in px: 16 = one merged LLM token per temporal group, 32 = four
     depth: tuple[float, float] = (0.0, 1.0)  # clip_needle: where the needle sits, a fraction of the clip
+    question_first: bool = False  # the question text before the media instead of after (Circle-RoPE's bias probe)
 
     def __post_init__(self) -> None:
         for name in ("image_size", "objects", "frames"):
@@ -66,6 +67,8 @@ class TaskConfig:
         if not 0 <= self.depth[0] <= self.depth[1] <= 1:
             raise ValueError(f"TaskConfig.depth={self.depth} must be a (min, max) fraction of the clip, "
                              "0 <= min <= max <= 1")
+        if not isinstance(self.question_first, bool):
+            raise ValueError(f"TaskConfig.question_first={self.question_first!r} must be true or false")
         if not 0 < self.fps <= 10:
             raise ValueError(
                 f"TaskConfig.fps={self.fps}: use 0 < fps <= 10, so that consecutive temporal groups "

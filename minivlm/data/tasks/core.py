@@ -82,21 +82,27 @@ def pose_problem(
     raise RuntimeError(f"{task.name}: no {split} scene in {MAX_TRIES} draws; the config allows too few scenes")
 
 
-def make_sample(task: Task, problem: Problem, sample_id: str, provenance: dict) -> dict:
-    """Render a problem and wrap it in a :class:`minivlm.schema.Sample`."""
+def make_sample(task: Task, problem: Problem, sample_id: str, provenance: dict, question_first: bool = False) -> dict:
+    """Render a problem and wrap it in a :class:`minivlm.schema.Sample`.
+
+    Args:
+        question_first: the question text before the media (Circle-RoPE, arXiv 2505.16416, section 3.1:
+            the text's distance to each image token depends on which side of the image it sits).
+    """
     pixels = task.render(problem.scene)
     if task.media == "image":
         images, videos = pixels, []
     else:
         images, videos = [], [{"frames": pixels, "fps": float(problem.scene["fps"])}]
     media_parts = [{"type": "image"} for _ in images] + [{"type": "video"} for _ in videos]
+    question = [{"type": "text", "text": problem.question}]
     return {
         "id": sample_id,
         "task": task.name,
         "images": images,
         "videos": videos,
         "messages": [
-            {"role": "user", "content": [*media_parts, {"type": "text", "text": problem.question}]},
+            {"role": "user", "content": question + media_parts if question_first else media_parts + question},
             {"role": "assistant", "content": [{"type": "text", "text": problem.answer}]},
         ],
         "answer": problem.answer,
@@ -114,9 +120,10 @@ def generate_sample(
     task: Task, index: int, split: str = "train", seed: int = 0, config: TaskConfig | None = None
 ) -> dict:
     """Sample `index` of the (task, split, seed) stream, in the sample schema."""
+    config = config or split_config(split)
     problem = pose_problem(task, index, split, seed, config)
     provenance = {"split": split, "seed": seed, "index": index}
-    return make_sample(task, problem, sample_id(task.name, split, seed, index), provenance)
+    return make_sample(task, problem, sample_id(task.name, split, seed, index), provenance, config.question_first)
 
 
 def sample_id(task: str, split: str, seed: int, index: int) -> str:

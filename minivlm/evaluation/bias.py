@@ -1,0 +1,230 @@
+"""Cross-modal positional bias of trained runs: accuracy by target location, attention maps, PTD.
+
+Circle-RoPE (arXiv 2505.16416) claims that M-RoPE-style ids make a text token nearer some image
+tokens than others (section 3.1, measured geometrically by PTD), so that the same content is
+answered differently depending on where it sits, and that its ring removes the bias. This
+module measures the claim in a run, three ways, on the ``val`` prompts of the run's own task
+distribution (``data.task``: image size, ``question_first``...):
+
+1. behaviour: every answer beside the merged-token cell of its target (the first object of a
+   ``grounding`` or ``attribute_at`` scene, the one the question is about), for the heat maps and
+   spreads of :mod:`minivlm.evaluation.bias_stats`, plus each cell's M-RoPE distance from the
+   question (the text on its side of the image);
+2. attention: the answer position's attention mass on every image location, per layer and head
+   (:mod:`minivlm.evaluation.attention_map`), on those prompts and on the same prompts with
+   content-free (uniform) images;
+3. PTD (:mod:`minivlm.rope.ptd`) of every layer's design on the run's own prompt layout, and
+   its mean over layers (a staggered schedule's Circle-RoPE layers count 0).
+
+    python -m minivlm.evaluation.bias outputs/<run>                       # one run
+    python -m minivlm.evaluation.bias outputs/ablation_bias --report results/ablation_bias
+
+Answers come from the scoring loop of every other evaluation
+(:func:`minivlm.scoring.answer_prompts`). Each part is written to the run's ``bias.json``
+(``RunFolder.bias``) as soon as it is measured, and reused when the weights and prompt counts
+are the same, so an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.utils.data
+
+from minivlm.data.tasks import generate, split_config
+from minivlm.evaluation.attention_map import content_free, location_maps
+from minivlm.evaluation.bias_stats import bootstrap_interval, near_far_gap, null_third_gap, third_gap
+from minivlm.evaluation.evaluate import Settings, load_config, load_model, sample_metadata
+from minivlm.evaluation.targets import Target, find_targets
+from minivlm.model import VLM
+from minivlm.processing.resize import smart_resize
+from minivlm.rope import Segment, TextSegment, VisionSegment, position_ids, ptd, vision_mask
+from minivlm.run_folder import read_json, write_atomically
+from minivlm.scoring import answer_prompts, normalise
+from minivlm.train.datamodule import GeneratedSet
+from minivlm.train.run import Run, build_run
+
+TARGET_TASKS = ("grounding", "attribute_at")  # image tasks whose scene's first object is the one asked about
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How many prompts each measurement uses (the results are reused only for the same counts)."""
+
+    answers: int = 576  # prompts answered per task: 16 per cell of a 6x6 grid
+    attention: int = 128  # prompts whose attention is averaged, with real and with content-free images
+
+
+def merged_shape(run: Run, width: int, height: int) -> tuple[int, int]:
+    """Merged-token rows and columns of an image of ``width x height`` px after the run's resize."""
+    spec = run.datamodule.processor.spec
+    h, w = smart_resize(height, width, spec.factor, spec.min_pixels, spec.max_pixels)
+    return h // spec.factor, w // spec.factor
+
+
+def target_cell(scene: dict, shape: tuple[int, int]) -> tuple[int, int]:
+    """(row, column) of the merged token holding the centre of the scene's first object."""
+    target = scene["objects"][0]
+    return target["y"] * shape[0] // scene["height"], target["x"] * shape[1] // scene["width"]
+
+
+def question_side(segments: Sequence[Segment], question_first: bool) -> torch.Tensor:
+    """Bool ``(L,)``: the text tokens between the image and the question's end of the prompt."""
+    index = next(i for i, s in enumerate(segments) if isinstance(s, VisionSegment))
+    lengths = [s.num_tokens for s in segments]
+    side = range(index) if question_first else range(index + 1, len(segments))
+    flags = [torch.full((n,), i in side and isinstance(segments[i], TextSegment)) for i, n in enumerate(lengths)]
+    return torch.cat(flags)
+
+
+def question_distance(segments: Sequence[Segment], question_first: bool) -> np.ndarray:
+    """``(H, W)``: the mean M-RoPE id distance of every image token from the text on the question's side."""
+    ids = position_ids(list(segments), "mrope")
+    image = vision_mask(list(segments))
+    block = next(s for s in segments if isinstance(s, VisionSegment))
+    distances = torch.cdist(ids[:, question_side(segments, question_first)].T.double(), ids[:, image].T.double())
+    return distances.mean(dim=0).reshape(block.h, block.w).numpy()
+
+
+def layer_ptd(run: Run, segments: Sequence[Segment]) -> list[float]:
+    """PTD of every LM layer's design on one prompt's layout (1D designs: one row, SPEC.md section 5)."""
+    image = vision_mask(list(segments))
+    values = []
+    for variant in run.schedule.layers:
+        ids = variant.position_ids(list(segments))
+        values.append(ptd(ids[:1] if variant.design == "rope1d" else ids, image))
+    return values
+
+
+def probe_prompts(run: Run, task: str, count: int, blank: bool = False) -> torch.utils.data.DataLoader:
+    """The first ``count`` ``val`` prompts of ``task`` under the run's distribution; ``blank``: content-free images."""
+    config = run.datamodule.task_config("val") or split_config("val")
+    encode = partial(run.datamodule.processor, prompt_only=True)
+    data = GeneratedSet([task], count, "val", config, partial(_blank_then, encode) if blank else encode)
+    return torch.utils.data.DataLoader(data, batch_size=run.cfg.data.eval_batch_size,
+                                       collate_fn=run.datamodule.prompt_collator)
+
+
+def _blank_then(encode: Any, sample: dict) -> Any:
+    return encode(content_free(sample))
+
+
+def behaviour(run: Run, model: VLM, task: str, count: int) -> list[dict[str, Any]]:
+    """Every answer of ``count`` prompts with its target's cell and the image's merged grid."""
+    answers = answer_prompts(model, probe_prompts(run, task, count), run.tokenizer, run.cfg.data.max_new_tokens)
+    metadata = sample_metadata(run, "val", [a.sample_id for a in answers])
+    records = []
+    for answer in answers:
+        scene = metadata[answer.sample_id]["scene"]
+        shape = merged_shape(run, scene["width"], scene["height"])
+        records.append({"id": answer.sample_id, "cell": list(target_cell(scene, shape)), "grid": list(shape),
+                        "prediction": answer.prediction, "answer": answer.answer,
+                        "hit": normalise(answer.prediction) == normalise(answer.answer)})
+    return records
+
+
+def layout(run: Run, task: str) -> dict[str, Any]:
+    """The first prompt's layout: its segments' PTD per layer and the cells' distances from the question."""
+    config = run.datamodule.task_config("val") or split_config("val")
+    segments = run.datamodule.processor(generate(task, 0, "val", 0, config), prompt_only=True)["segments"]
+    values = layer_ptd(run, segments)
+    return {"question_first": config.question_first, "ptd_layers": values, "ptd": float(np.mean(values)),
+            "question_distance": question_distance(segments, config.question_first).tolist()}
+
+
+def summary(records: list[dict[str, Any]], distance: np.ndarray) -> dict[str, Any]:
+    """Accuracy, the two spreads with 95 % bootstrap intervals (and the third gap's no-bias floor), over the
+    prompts whose image grid is ``distance``'s."""
+    kept = [r for r in records if tuple(r["grid"]) == distance.shape]
+    cells = np.array([r["cell"][0] * distance.shape[1] + r["cell"][1] for r in kept])
+    hits = np.array([r["hit"] for r in kept], dtype=float)
+    near_far = near_far_gap(distance)
+    return {"n": len(kept), "accuracy": float(hits.mean()),
+            "third_gap": third_gap(cells, hits), "third_gap_ci": bootstrap_interval(third_gap, cells, hits),
+            "third_gap_null": null_third_gap(cells, hits),
+            "near_far": near_far(cells, hits), "near_far_ci": bootstrap_interval(near_far, cells, hits)}
+
+
+def measure_run(target: Target, probe: Probe, device: str = "cpu") -> dict[str, Any]:
+    """Measure one run (what ``bias.json`` already holds for the same weights and counts is reused)."""
+    cfg = load_config(target, Settings(num_workers=0))
+    run = build_run(cfg, target.folder.root)
+    tasks = [task for task in run.datamodule.val_tasks if task in TARGET_TASKS]
+    if not tasks:
+        raise ValueError(f"{target.folder.root} validates {run.datamodule.val_tasks}; the bias probe needs one of "
+                         f"{TARGET_TASKS} (an image task whose target object has a location)")
+    model, step = load_model(target)
+    model = model.to(device).eval()
+    settings = {"weights": str(target.weights), "step": step, "answers": probe.answers, "attention": probe.attention}
+    path = target.folder.bias
+    stored = read_json(path) if path.is_file() else {}
+    result = stored if stored.get("settings") == json.loads(json.dumps(settings)) else {"settings": settings}
+    merge = run.model_config.spatial_merge
+    for task in tasks:
+        parts = result.setdefault("tasks", {}).setdefault(task, {})
+        steps = {
+            "layout": lambda: layout(run, task),
+            "records": lambda: behaviour(run, model, task, probe.answers),
+            "attention": lambda: location_maps(model, probe_prompts(run, task, probe.attention), run.tokenizer.pad_id,
+                                               merge),
+            "attention_content_free": lambda: location_maps(
+                model, probe_prompts(run, task, probe.attention, blank=True), run.tokenizer.pad_id, merge),
+        }
+        for name, measure in steps.items():
+            if name not in parts:
+                parts[name] = measure()
+                write_atomically(path, json.dumps(result))
+        distance = np.array(parts["layout"]["question_distance"])
+        parts["summary"] = summary(parts["records"], distance)
+        write_atomically(path, json.dumps(result))
+        s = parts["summary"]
+        print(f"{target.folder.root.name} {task}: accuracy {s['accuracy']:.3f} (n {s['n']}), third gap "
+              f"{s['third_gap']:.3f} [{s['third_gap_ci'][0]:.3f}, {s['third_gap_ci'][1]:.3f}] (no-bias floor "
+              f"{s['third_gap_null']:.3f}), near-far "
+              f"{s['near_far']:+.3f} [{s['near_far_ci'][0]:+.3f}, {s['near_far_ci'][1]:+.3f}], "
+              f"PTD {parts['layout']['ptd']:.3f}")
+    return {"run": target.folder.root.name, "rope": run.model_config.rope.label, "seed": cfg.seed,
+            "question_first": result["tasks"][tasks[0]]["layout"]["question_first"],
+            "tasks": result["tasks"]}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path, help="a run folder or a sweep folder")
+    parser.add_argument("--answers", type=int, default=Probe.answers, help="prompts answered per task")
+    parser.add_argument("--attention", type=int, default=Probe.attention, help="prompts per attention map")
+    parser.add_argument("--weights", default="last", help="last | best | export")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
+    parser.add_argument("--report", type=Path, default=None, help="then write tables and figures to this folder")
+    args = parser.parse_args(argv)
+    if args.answers < 1 or args.attention < 1:
+        raise SystemExit(f"error: --answers and --attention must be >= 1, got {args.answers} and {args.attention}")
+    try:
+        targets = find_targets(args.path, args.weights)
+        unfinished = [t for t in targets if t.weights.suffix == ".ckpt" and t.folder.load_final_eval() is None]
+        for target in unfinished:  # a sweep in progress: its checkpoint is of some middle step
+            print(f"skipped: {target.folder.root} has not finished training")
+        results = [measure_run(t, Probe(args.answers, args.attention), args.device)
+                   for t in targets if t not in unfinished]
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    if args.report is not None:
+        from minivlm.evaluation.bias_report import write_report  # matplotlib only when asked for
+
+        command = shlex.join(["python", "-m", "minivlm.evaluation.bias", *(argv or sys.argv[1:])])
+        for path in write_report(results, args.report, command):
+            print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

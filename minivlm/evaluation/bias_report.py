@@ -1,0 +1,232 @@
+"""Tables and figures of the cross-modal bias sweep (:mod:`minivlm.evaluation.bias`).
+
+Runs are grouped by (question side, task, rope); each column is the mean ± sample standard
+deviation over seeds, and each run's own spreads carry 95 % bootstrap intervals (over prompts):
+
+- ``bias.md``: accuracy, the third gap beside its no-bias floor, the near-far gap, and PTD, per
+  variant; then the staggered schedules ranked by accuracy with 95 % t-intervals over seeds, and,
+  where they overlap, the seeds a difference of the measured size would need;
+- ``bias.csv``: one row per run and task;
+- ``accuracy_<side>_<task>.png``: accuracy by target cell, prompts of every seed pooled;
+- ``attention_<side>_<task>_<kind>.png``: the answer position's attention mass by image location,
+  one row per variant, one column per layer (heads and seeds averaged), on the prompts' own
+  images and on content-free ones;
+- ``ptd_vs_gap.png``: each run's near-far gap against its PTD (does the geometry predict behaviour?).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from minivlm.evaluation.bias_stats import cell_accuracy
+
+STAGGERED = ("circle", "circle_alternate", "circle_lower", "circle_upper")  # Circle-RoPE in all, even, lower, upper layers
+Group = tuple[str, str]  # (question side, task)
+ATTENTION_KINDS = {"attention": "own images", "attention_content_free": "content-free images"}
+# Student's t 97.5 % quantiles by degrees of freedom (1 to 10; beyond, within 0.03 of the normal's 1.96).
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def side(result: dict[str, Any]) -> str:
+    return "question_first" if result["question_first"] else "question_after"
+
+
+def grouped(results: list[dict[str, Any]]) -> dict[Group, dict[str, list[dict[str, Any]]]]:
+    """``{(side, task): {rope: [the task's measurements, one per seed, seed order]}}``."""
+    table: dict[Group, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for result in sorted(results, key=lambda r: r["seed"]):
+        for task, parts in result["tasks"].items():
+            table[(side(result), task)][result["rope"]].append({**parts, "seed": result["seed"], "run": result["run"]})
+    return table
+
+
+def mean_std(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{statistics.fmean(values):.3f} ± {spread:.3f}"
+
+
+def t_interval(values: list[float]) -> tuple[float, float]:
+    """95 % interval for the mean over seeds (Student's t); a single seed has none."""
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    quantile = T_975.get(len(values) - 1, 1.96 + 2.4 / (len(values) - 1))
+    half = quantile * statistics.stdev(values) / math.sqrt(len(values))
+    return statistics.fmean(values) - half, statistics.fmean(values) + half
+
+
+def seeds_needed(difference: float, std: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Seeds per schedule for a two-sided test at ``alpha`` to detect ``difference`` with ``power``, given
+    the per-seed standard deviation ``std`` (the normal approximation, n = 2 (z_a + z_b)^2 std^2 / d^2)."""
+    if difference == 0 or not math.isfinite(std):
+        return float("inf")
+    z = statistics.NormalDist().inv_cdf(1 - alpha / 2) + statistics.NormalDist().inv_cdf(power)
+    return 2 * (z * std / difference) ** 2
+
+
+def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
+    lines = ["| rope | seeds | accuracy per seed | accuracy | third gap per seed [95 % CI] | third gap | "
+             "no-bias floor | near-far per seed [95 % CI] | near-far | PTD |", "|" + "---|" * 10]
+    for rope, runs in sorted(ropes.items()):
+        s = [run["summary"] for run in runs]
+        per_seed = ", ".join(f"{x['accuracy']:.3f}" for x in s)
+        thirds = ", ".join(f"{x['third_gap']:.2f} [{x['third_gap_ci'][0]:.2f}, {x['third_gap_ci'][1]:.2f}]" for x in s)
+        near = ", ".join(f"{x['near_far']:+.2f} [{x['near_far_ci'][0]:+.2f}, {x['near_far_ci'][1]:+.2f}]" for x in s)
+        lines.append(f"| {rope} | {len(runs)} | {per_seed} | {mean_std([x['accuracy'] for x in s])} | {thirds} | "
+                     f"{mean_std([x['third_gap'] for x in s])} | {statistics.fmean(x['third_gap_null'] for x in s):.3f} | "
+                     f"{near} | {mean_std([x['near_far'] for x in s])} | {runs[0]['layout']['ptd']:.3f} |")
+    return lines
+
+
+def ranking(ropes: dict[str, list[dict[str, Any]]], metric: str) -> list[str]:
+    """The staggered schedules ranked by ``metric``'s mean over seeds, with intervals and the seeds needed."""
+    present = [rope for rope in STAGGERED if rope in ropes]
+    if len(present) < 2:
+        return []
+    values = {rope: [run["summary"][metric] for run in ropes[rope]] for rope in present}
+    order = sorted(present, key=lambda rope: -statistics.fmean(values[rope]))
+    lines = [f"| rank | rope | {metric} mean | 95 % t-interval over seeds |", "|---|---|---|---|"]
+    for rank, rope in enumerate(order, 1):
+        low, high = t_interval(values[rope])
+        lines.append(f"| {rank} | {rope} | {statistics.fmean(values[rope]):.3f} | [{low:.3f}, {high:.3f}] |")
+    intervals = [t_interval(values[rope]) for rope in order]
+    overlap = any(intervals[i][0] <= intervals[i + 1][1] for i in range(len(order) - 1)) or any(
+        math.isnan(low) for low, _ in intervals)
+    stds = [statistics.stdev(v) for v in values.values() if len(v) > 1]
+    pooled = math.sqrt(statistics.fmean(s * s for s in stds)) if stds else float("nan")
+    gaps = [statistics.fmean(values[a]) - statistics.fmean(values[b]) for a, b in zip(order, order[1:])]
+    needed = max(seeds_needed(gap, pooled) for gap in gaps)
+    verdict = (f"Neighbouring intervals overlap: these seeds cannot rank the schedules by {metric}. With the "
+               f"pooled per-seed std of {pooled:.3f}, telling apart the closest neighbours ({min(gaps):.3f} apart) "
+               f"at 5 % with 80 % power takes about {math.ceil(needed) if math.isfinite(needed) else 'infinitely many'} "
+               "seeds per schedule." if overlap else f"No neighbouring intervals overlap: the ranking by {metric} holds "
+               "at these seeds.")
+    return [*lines, "", verdict]
+
+
+def markdown(results: list[dict[str, Any]], command: str) -> str:
+    lines = ["# Cross-modal positional bias", "", f"Made by `{command}`. Per variant: mean ± std over seeds. "
+             "Third gap: mean accuracy of the best third of target cells minus the worst third (picked after "
+             "the fact, so noise alone reaches the no-bias floor: hits shuffled over prompts). Near-far: accuracy on "
+             "targets in the third of cells nearest the question (M-RoPE ids) minus the farthest third (0 without "
+             "a bias). PTD: mean over LM layers of each layer's design on the prompt layout.", ""]
+    for (question, task), ropes in sorted(grouped(results).items()):
+        lines += [f"## {task}, {question.replace('_', ' ')}", "", *variant_table(ropes), ""]
+        for metric in ("accuracy", "near_far"):
+            table = ranking(ropes, metric)
+            if table:
+                lines += [f"### Staggered schedules by {metric}", "", *table, ""]
+    return "\n".join(lines)
+
+
+def write_csv(results: list[dict[str, Any]], path: Path) -> None:
+    fields = ["run", "rope", "seed", "question_first", "task", "n", "accuracy", "third_gap", "third_gap_low",
+              "third_gap_high", "third_gap_null", "near_far", "near_far_low", "near_far_high", "ptd"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for result in results:
+            for task, parts in result["tasks"].items():
+                s = parts["summary"]
+                writer.writerow({**{k: result[k] for k in ("run", "rope", "seed", "question_first")}, "task": task,
+                                 **{k: s[k] for k in ("n", "accuracy", "third_gap", "third_gap_null", "near_far")},
+                                 "third_gap_low": s["third_gap_ci"][0], "third_gap_high": s["third_gap_ci"][1],
+                                 "near_far_low": s["near_far_ci"][0], "near_far_high": s["near_far_ci"][1],
+                                 "ptd": parts["layout"]["ptd"]})
+
+
+def pooled_accuracy(runs: list[dict[str, Any]]) -> np.ndarray:
+    """Accuracy per target cell over every seed's prompts, on the first run's grid."""
+    shape = np.array(runs[0]["layout"]["question_distance"]).shape
+    records = [r for run in runs for r in run["records"] if tuple(r["grid"]) == shape]
+    cells = np.array([r["cell"][0] * shape[1] + r["cell"][1] for r in records], dtype=int)
+    accuracy, _ = cell_accuracy(cells, np.array([r["hit"] for r in records], dtype=float), shape[0] * shape[1])
+    return accuracy.reshape(shape)
+
+
+def plot_accuracy(ropes: dict[str, list[dict[str, Any]]], title: str, path: Path) -> None:
+    names = sorted(ropes)
+    figure = Figure(figsize=(2.2 * len(names) + 0.8, 2.6), layout="constrained")
+    for index, rope in enumerate(names):
+        axes = figure.add_subplot(1, len(names), index + 1)
+        image = axes.imshow(pooled_accuracy(ropes[rope]), vmin=0, vmax=1, cmap="viridis")
+        axes.set(xticks=[], yticks=[], title=f"{rope}\n{len(ropes[rope])} seeds")
+        axes.title.set_fontsize(8)
+    figure.colorbar(image, ax=figure.axes, shrink=0.8, label="accuracy")
+    figure.suptitle(title, fontsize=9)
+    figure.savefig(path, dpi=110)
+
+
+def mean_map(runs: list[dict[str, Any]], kind: str) -> np.ndarray | None:
+    """``(layers, H, W)``: heads, prompts and seeds averaged, for the most common image size."""
+    sizes = [run[kind] for run in runs if run.get(kind)]
+    if not sizes:
+        return None
+    shape = max(sizes[0], key=lambda key: sizes[0][key]["n"])
+    maps = [np.array(size[shape]["maps"]).mean(axis=1) for size in sizes if shape in size]
+    return np.mean(maps, axis=0)
+
+
+def plot_attention(ropes: dict[str, list[dict[str, Any]]], kind: str, title: str, path: Path) -> None:
+    maps = {rope: m for rope in sorted(ropes) if (m := mean_map(ropes[rope], kind)) is not None}
+    layers = max((m.shape[0] for m in maps.values()), default=1)
+    figure = Figure(figsize=(1.9 * layers + 1.2, 1.9 * max(1, len(maps)) + 0.4), layout="constrained")
+    for r, (rope, layered) in enumerate(maps.items()):
+        for layer, values in enumerate(layered):
+            axes = figure.add_subplot(len(maps), layers, r * layers + layer + 1)
+            # Each map on its own scale: the question is where the mass goes, not how much of it goes to the image.
+            axes.imshow(values / values.sum(), cmap=colormaps["magma"])
+            axes.set(xticks=[], yticks=[], title=f"layer {layer}: {values.sum():.2f} on image")
+            axes.title.set_fontsize(7)
+            if layer == 0:
+                axes.set_ylabel(rope, fontsize=8)
+    figure.suptitle(title, fontsize=9)
+    figure.savefig(path, dpi=110)
+
+
+def plot_ptd(results: list[dict[str, Any]], path: Path) -> None:
+    figure = Figure(figsize=(5, 3.6), layout="constrained")
+    axes = figure.add_subplot()
+    ropes = sorted({result["rope"] for result in results})
+    colours = colormaps["tab10"]
+    for result in results:
+        for parts in result["tasks"].values():
+            s = parts["summary"]
+            axes.errorbar(parts["layout"]["ptd"], s["near_far"], yerr=[[s["near_far"] - s["near_far_ci"][0]],
+                          [s["near_far_ci"][1] - s["near_far"]]], fmt="o" if not result["question_first"] else "s",
+                          color=colours(ropes.index(result["rope"])), capsize=2, ms=4)
+    for index, rope in enumerate(ropes):
+        axes.plot([], [], "o", color=colours(index), label=rope)
+    axes.axhline(0, color="grey", lw=0.5)
+    axes.set(xlabel="PTD (mean over layers)", ylabel="near-far accuracy gap", title="PTD against the measured bias "
+             "(circles: question after, squares: before)")
+    axes.title.set_fontsize(8)
+    axes.legend(fontsize=6)
+    figure.savefig(path, dpi=110)
+
+
+def write_report(results: list[dict[str, Any]], out: Path, command: str) -> list[Path]:
+    """Write the tables and figures of ``results`` (one dict per run from ``measure_run``) into ``out``."""
+    if not results:
+        raise ValueError("no measured runs to report; run python -m minivlm.evaluation.bias on finished runs first")
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "bias.md", out / "bias.csv", out / "ptd_vs_gap.png"]
+    written[0].write_text(markdown(results, command))
+    write_csv(results, written[1])
+    plot_ptd(results, written[2])
+    for (question, task), ropes in sorted(grouped(results).items()):
+        written.append(out / f"accuracy_{question}_{task}.png")
+        plot_accuracy(ropes, f"{task}, {question.replace('_', ' ')}: accuracy by target cell", written[-1])
+        for kind, label in ATTENTION_KINDS.items():
+            written.append(out / f"attention_{question}_{task}_{kind.removeprefix('attention').strip('_') or 'own'}.png")
+            plot_attention(ropes, kind, f"{task}, {question.replace('_', ' ')}: answer-position attention, {label}",
+                           written[-1])
+    return written

@@ -1,0 +1,87 @@
+"""Numbers for a positional bias in behaviour: accuracy by target location, its spread, and intervals.
+
+Circle-RoPE (arXiv 2505.16416, section 3.1) claims that under M-RoPE-style ids the same content
+is answered differently depending on where it sits in the image. Given, per prompt, the cell of
+the merged-token grid holding its target and whether it was answered right, this module gives:
+
+- :func:`cell_accuracy`: accuracy and prompt count per cell (a heat map);
+- :func:`third_gap`: the mean accuracy of the best third of cells minus the worst third. It
+  picks the thirds after seeing the data, so sampling noise alone makes it positive;
+  :func:`null_third_gap` is its value when location carries no information (hits shuffled
+  across prompts), the floor to compare it with;
+- :func:`near_far_gap`: accuracy on targets in the third of cells nearest the question minus the
+  farthest third, the thirds fixed in advance by a distance map (M-RoPE ids, where the paper
+  locates the bias): signed and unbiased, 0 expected without a bias, positive when nearer
+  targets are answered better;
+- :func:`bootstrap_interval`: a percentile interval of any of these over prompts resampled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+Statistic = Callable[[np.ndarray, np.ndarray], float]  # (flat cell index per prompt, hit per prompt) -> value
+
+
+def cell_accuracy(cells: np.ndarray, hits: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy (NaN where no prompt) and prompt count of each of ``size`` flat cells."""
+    cells, hits = np.asarray(cells, dtype=int), np.asarray(hits, dtype=float)
+    if cells.shape != hits.shape or cells.ndim != 1:
+        raise ValueError(f"cells and hits must be 1D arrays of one length, got {cells.shape} and {hits.shape}")
+    if cells.size and (cells.min() < 0 or cells.max() >= size):
+        raise ValueError(f"cell indices must lie in [0, {size}), got {cells.min()}..{cells.max()}")
+    counts = np.bincount(cells, minlength=size)
+    with np.errstate(invalid="ignore"):
+        return np.bincount(cells, weights=hits, minlength=size) / counts, counts
+
+
+def third_gap(cells: np.ndarray, hits: np.ndarray) -> float:
+    """Mean accuracy of the best third of the cells that hold a target minus the worst third."""
+    accuracy, counts = cell_accuracy(cells, hits, int(np.max(cells)) + 1)
+    seen = np.sort(accuracy[counts > 0])
+    third = max(1, len(seen) // 3)
+    return float(seen[-third:].mean() - seen[:third].mean())
+
+
+def null_third_gap(cells: np.ndarray, hits: np.ndarray, permutations: int = 200, seed: int = 0) -> float:
+    """The mean :func:`third_gap` with the hits shuffled over prompts: its value under no bias at all."""
+    rng = np.random.default_rng(seed)
+    hits = np.asarray(hits, dtype=float)
+    return float(np.mean([third_gap(cells, rng.permutation(hits)) for _ in range(permutations)]))
+
+
+def distance_thirds(distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of the nearest and the farthest third of cells of a distance map (ties: raster order)."""
+    order = np.argsort(np.asarray(distance, dtype=float).ravel(), kind="stable")
+    third = max(1, order.size // 3)
+    return order[:third], order[-third:]
+
+
+def near_far_gap(distance: np.ndarray) -> Statistic:
+    """The statistic: accuracy on targets in the nearest third of cells minus the farthest third."""
+    near, far = distance_thirds(distance)
+
+    def gap(cells: np.ndarray, hits: np.ndarray) -> float:
+        in_near, in_far = np.isin(cells, near), np.isin(cells, far)
+        if not in_near.any() or not in_far.any():
+            return float("nan")
+        return float(np.mean(hits[in_near]) - np.mean(hits[in_far]))
+
+    return gap
+
+
+def bootstrap_interval(statistic: Statistic, cells: np.ndarray, hits: np.ndarray, resamples: int = 1000,
+                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of ``statistic`` over ``resamples`` resamplings of the prompts with replacement."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    cells, hits = np.asarray(cells, dtype=int), np.asarray(hits, dtype=float)
+    if cells.size == 0:
+        raise ValueError("no prompts to resample; measure some first")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(cells.size, size=(resamples, cells.size))
+    values = np.array([statistic(cells[d], hits[d]) for d in draws])
+    low, high = np.nanquantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
