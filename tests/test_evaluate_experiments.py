@@ -57,3 +57,21 @@ def test_the_temporal_sweep_names_every_job_and_the_timestamps_sweep_narrows_it(
             assert cfg.hydra.sweep.dir == "outputs/ablation_temporal"
             names.add(cfg.name)
     assert len(names) == 2 * 5 * 3  # one folder per (layout, rope, seed): both sweeps share the sweep folder
+
+
+def test_the_bias_sweep_names_every_job_and_the_question_first_sweep_narrows_it():
+    ropes = ["rope1d", "mrope", "mrope_interleaved", "circle", "circle_alternate", "circle_lower", "circle_upper"]
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        base = compose("train", overrides=["experiment=ablation_bias"], return_hydra_config=True)
+        assert swept_values(base.hydra.sweeper.params) == {"rope": ropes, "seed": [0, 1, 2]}
+        assert (base.data.task.image_size, base.data.max_pixels, base.data.mix) == ([96, 96], 96 * 96, "grounding")
+        names = set()
+        for question_first, rope, seed in itertools.product([False, True], ropes, [0, 1, 2]):
+            cfg = compose("train", overrides=["experiment=ablation_bias", f"rope={rope}", f"seed={seed}",
+                                              f"data.task.question_first={question_first}"], return_hydra_config=True)
+            assert RopeConfig(**cfg.rope).label == rope
+            HydraConfig.instance().set_config(cfg)
+            assert cfg.hydra.sweep.dir == "outputs/ablation_bias"
+            assert cfg.data.task.question_first is question_first
+            names.add(cfg.name)
+    assert len(names) == 2 * 7 * 3  # one folder per (question side, rope, seed): both settings share the sweep folder
