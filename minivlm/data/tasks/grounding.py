@@ -4,7 +4,9 @@ A referring-expression probe in the spirit of the grounding evaluations of Qwen2
 (arXiv 2409.12191, section 3.3) reduced to a closed answer set: the target is named by colour
 and shape, its place is answered as a cell of a coarse grid ("B3" = column B, row 3).
 Half of the distractors are look-alikes sharing the target's colour or its shape, so neither
-attribute alone finds the target. The inverse form (cell in the question) is `attribute_at`.
+attribute alone finds the target; ``TaskConfig.unique_target_color`` gives every distractor another
+colour, so that finding the target is the vision job a ViT learns fastest (colour) and reading
+where it is the hard part. The inverse form (cell in the question) is `attribute_at`.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ from minivlm.data.tasks.scene import (
 FORMS = ("locate",)
 
 
-def other_pair(rng: np.random.Generator, color: str, shape: str) -> tuple[str, str]:
-    """A look-alike half of the time, otherwise any (color, shape) pair other than the target's."""
+def other_pair(rng: np.random.Generator, color: str, shape: str, unique_color: bool = False) -> tuple[str, str]:
+    """A look-alike half of the time, otherwise any (color, shape) pair other than the target's;
+    with ``unique_color``, any pair of another colour (the target is then the only one of its colour)."""
+    if unique_color:
+        return pick(rng, [c for c in COLOR_NAMES if c != color]), pick(rng, SHAPES)
     if coin(rng):
         return look_alike(rng, color, shape)
     pairs = [(c, s) for c in COLOR_NAMES for s in SHAPES if (c, s) != (color, shape)]
@@ -42,7 +47,7 @@ def pose(rng: np.random.Generator, config: TaskConfig, form: str) -> Problem:
     side = draw_side(rng, config)
     count = randint(rng, *config.objects)
     color, shape = pick(rng, COLOR_NAMES), pick(rng, SHAPES)
-    attributes = [(color, shape)] + [other_pair(rng, color, shape) for _ in range(count - 1)]
+    attributes = [(color, shape)] + [other_pair(rng, color, shape, config.unique_target_color) for _ in range(count - 1)]
     cells = [int(c) for c in rng.permutation(config.grid * config.grid)[:count]]
     objects = scatter(rng, config.grid, side, attributes, cells)
     scene = {"width": side, "height": side, "grid": config.grid, "objects": objects}
