@@ -132,6 +132,16 @@ def test_the_question_side_decides_which_cells_are_near():
     assert first.argmin() == 0 and first.argmax() == 35  # before it: top-left nearest
 
 
+def test_a_unique_target_colour_leaves_no_other_object_of_that_colour():
+    config = split_config("val", objects=(3, 5), unique_target_color=True)
+    for index in range(40):
+        objects = generate("grounding", index, "val", 0, config)["meta"]["scene"]["objects"]
+        assert all(o["color"] != objects[0]["color"] for o in objects[1:])
+    look_alikes = [generate("grounding", i, "val", 0, split_config("val", objects=(3, 5)))["meta"]["scene"]["objects"]
+                   for i in range(40)]
+    assert any(o["color"] == objects[0]["color"] for objects in look_alikes for o in objects[1:])  # the default keeps them
+
+
 def test_target_cell_is_the_merged_token_under_the_first_objects_centre():
     scene = {"width": 96, "height": 96, "objects": [{"x": 40, "y": 90}, {"x": 0, "y": 0}]}
     assert target_cell(scene, (6, 6)) == (5, 2) and target_cell(scene, (3, 3)) == (2, 1)
@@ -163,7 +173,7 @@ def test_rankings_say_when_seeds_cannot_rank():
     assert seeds_needed(0.05, 0.05) == pytest.approx(2 * (1.959964 + 0.841621) ** 2, rel=1e-4)  # about 16
 
     def result(rope: str, seed: int, accuracy: float) -> dict:
-        summary = {"n": 10, "accuracy": accuracy, "third_gap": 0.3, "third_gap_ci": [0.1, 0.5],
+        summary = {"n": 10, "accuracy": accuracy, "by_objects": {"1": accuracy}, "third_gap": 0.3, "third_gap_ci": [0.1, 0.5],
                    "third_gap_null": 0.2, "near_far": 0.0, "near_far_ci": [-0.1, 0.1]}
         layout = {"ptd": 0.0, "question_distance": [[0.0]], "question_first": False}
         return {"run": f"{rope}-{seed}", "rope": rope, "seed": seed, "question_first": False,
@@ -187,6 +197,8 @@ def test_a_run_is_measured_once_resumed_and_reported(tmp_path, monkeypatch):
     parts = result["tasks"]["grounding"]
     assert result["question_first"] and parts["layout"]["question_first"]
     assert len(parts["records"]) == 6 and all(r["grid"] == [6, 6] for r in parts["records"])
+    counts = [r["objects"] for r in parts["records"]]
+    assert set(counts) <= {1, 2} and sorted(parts["summary"]["by_objects"]) == sorted(set(counts))
     assert parts["attention"]["6x6"]["n"] == parts["attention_content_free"]["6x6"]["n"] == 3
     assert np.array(parts["layout"]["question_distance"]).argmin() == 0  # question first: top-left nearest
     stored = json.loads((folder / "bias.json").read_text())

@@ -128,6 +128,7 @@ def behaviour(run: Run, model: VLM, task: str, count: int) -> list[dict[str, Any
         scene = metadata[answer.sample_id]["scene"]
         shape = merged_shape(run, scene["width"], scene["height"])
         records.append({"id": answer.sample_id, "cell": list(target_cell(scene, shape)), "grid": list(shape),
+                        "objects": len(scene["objects"]),
                         "prediction": answer.prediction, "answer": answer.answer,
                         "hit": normalise(answer.prediction) == normalise(answer.answer)})
     return records
@@ -143,13 +144,15 @@ def layout(run: Run, task: str) -> dict[str, Any]:
 
 
 def summary(records: list[dict[str, Any]], distance: np.ndarray) -> dict[str, Any]:
-    """Accuracy, the two spreads with 95 % bootstrap intervals (and the third gap's no-bias floor), over the
-    prompts whose image grid is ``distance``'s."""
+    """Accuracy (also by the scene's object count), the two spreads with 95 % bootstrap intervals (and the
+    third gap's no-bias floor), over the prompts whose image grid is ``distance``'s."""
     kept = [r for r in records if tuple(r["grid"]) == distance.shape]
     cells = np.array([r["cell"][0] * distance.shape[1] + r["cell"][1] for r in kept])
     hits = np.array([r["hit"] for r in kept], dtype=float)
     near_far = near_far_gap(distance)
-    return {"n": len(kept), "accuracy": float(hits.mean()),
+    by_objects = {k: float(np.mean([r["hit"] for r in kept if r["objects"] == k]))
+                  for k in sorted({r["objects"] for r in kept})}
+    return {"n": len(kept), "accuracy": float(hits.mean()), "by_objects": by_objects,
             "third_gap": third_gap(cells, hits), "third_gap_ci": bootstrap_interval(third_gap, cells, hits),
             "third_gap_null": null_third_gap(cells, hits),
             "near_far": near_far(cells, hits), "near_far_ci": bootstrap_interval(near_far, cells, hits)}
@@ -188,7 +191,8 @@ def measure_run(target: Target, probe: Probe, device: str = "cpu") -> dict[str, 
         parts["summary"] = summary(parts["records"], distance)
         write_atomically(path, json.dumps(result))
         s = parts["summary"]
-        print(f"{target.folder.root.name} {task}: accuracy {s['accuracy']:.3f} (n {s['n']}), third gap "
+        objects = ", ".join(f"{k}: {v:.2f}" for k, v in s["by_objects"].items())
+        print(f"{target.folder.root.name} {task}: accuracy {s['accuracy']:.3f} (n {s['n']}; by objects {objects}), third gap "
               f"{s['third_gap']:.3f} [{s['third_gap_ci'][0]:.3f}, {s['third_gap_ci'][1]:.3f}] (no-bias floor "
               f"{s['third_gap_null']:.3f}), near-far "
               f"{s['near_far']:+.3f} [{s['near_far_ci'][0]:+.3f}, {s['near_far_ci'][1]:+.3f}], "

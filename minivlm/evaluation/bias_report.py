@@ -73,14 +73,17 @@ def seeds_needed(difference: float, std: float, alpha: float = 0.05, power: floa
 
 
 def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
-    lines = ["| rope | seeds | accuracy per seed | accuracy | third gap per seed [95 % CI] | third gap | "
-             "no-bias floor | near-far per seed [95 % CI] | near-far | PTD |", "|" + "---|" * 10]
+    lines = ["| rope | seeds | accuracy per seed | accuracy | by object count | third gap per seed [95 % CI] | "
+             "third gap | no-bias floor | near-far per seed [95 % CI] | near-far | PTD |", "|" + "---|" * 11]
     for rope, runs in sorted(ropes.items()):
         s = [run["summary"] for run in runs]
         per_seed = ", ".join(f"{x['accuracy']:.3f}" for x in s)
         thirds = ", ".join(f"{x['third_gap']:.2f} [{x['third_gap_ci'][0]:.2f}, {x['third_gap_ci'][1]:.2f}]" for x in s)
         near = ", ".join(f"{x['near_far']:+.2f} [{x['near_far_ci'][0]:+.2f}, {x['near_far_ci'][1]:+.2f}]" for x in s)
-        lines.append(f"| {rope} | {len(runs)} | {per_seed} | {mean_std([x['accuracy'] for x in s])} | {thirds} | "
+        counts = sorted({k for x in s for k in x["by_objects"]})
+        objects = ", ".join(f"{k}: {statistics.fmean(x['by_objects'][k] for x in s if k in x['by_objects']):.2f}"
+                            for k in counts)
+        lines.append(f"| {rope} | {len(runs)} | {per_seed} | {mean_std([x['accuracy'] for x in s])} | {objects} | {thirds} | "
                      f"{mean_std([x['third_gap'] for x in s])} | {statistics.fmean(x['third_gap_null'] for x in s):.3f} | "
                      f"{near} | {mean_std([x['near_far'] for x in s])} | {runs[0]['layout']['ptd']:.3f} |")
     return lines

@@ -13,7 +13,10 @@ the merged-token grid holding its target and whether it was answered right, this
   farthest third, the thirds fixed in advance by a distance map (M-RoPE ids, where the paper
   locates the bias): signed and unbiased, 0 expected without a bias, positive when nearer
   targets are answered better;
-- :func:`bootstrap_interval`: a percentile interval of any of these over prompts resampled.
+- :func:`bootstrap_interval`: a percentile interval of any of these over prompts resampled. For the
+  near-far gap it is an ordinary interval; the third gap picks its thirds again in every resample,
+  so its interval sits above the point estimate by about the noise it picks up: read it against
+  the no-bias floor, not against 0.
 """
 
 from __future__ import annotations
