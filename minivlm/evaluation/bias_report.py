@@ -157,11 +157,12 @@ def pooled_accuracy(runs: list[dict[str, Any]]) -> np.ndarray:
 
 def plot_accuracy(ropes: dict[str, list[dict[str, Any]]], title: str, path: Path) -> None:
     names = sorted(ropes)
-    figure = Figure(figsize=(2.2 * len(names) + 0.8, 2.6), layout="constrained")
+    figure = Figure(figsize=(max(4.0, 2.2 * len(names) + 0.8), 2.8), layout="constrained")
     for index, rope in enumerate(names):
         axes = figure.add_subplot(1, len(names), index + 1)
         image = axes.imshow(pooled_accuracy(ropes[rope]), vmin=0, vmax=1, cmap="viridis")
-        axes.set(xticks=[], yticks=[], title=f"{rope}\n{len(ropes[rope])} seeds")
+        seeds = len(ropes[rope])
+        axes.set(xticks=[], yticks=[], title=f"{rope}\n{seeds} seed{'s' if seeds > 1 else ''}")
         axes.title.set_fontsize(8)
     figure.colorbar(image, ax=figure.axes, shrink=0.8, label="accuracy")
     figure.suptitle(title, fontsize=9)
@@ -227,7 +228,7 @@ def write_report(results: list[dict[str, Any]], out: Path, command: str) -> list
     plot_ptd(results, written[2])
     for (question, task), ropes in sorted(grouped(results).items()):
         written.append(out / f"accuracy_{question}_{task}.png")
-        plot_accuracy(ropes, f"{task}, {question.replace('_', ' ')}: accuracy by target cell", written[-1])
+        plot_accuracy(ropes, f"{task}, {question.replace('_', ' ')}:\naccuracy by target cell", written[-1])
         for kind, label in ATTENTION_KINDS.items():
             written.append(out / f"attention_{question}_{task}_{kind.removeprefix('attention').strip('_') or 'own'}.png")
             plot_attention(ropes, kind, f"{task}, {question.replace('_', ' ')}: answer-position attention, {label}",
