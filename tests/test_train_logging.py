@@ -19,28 +19,28 @@ from minivlm.train.run import build_run, train
 
 @pytest.mark.slow
 def test_csv_log_has_loss_lr_accuracy_tokens_and_flops(tmp_path, tokenizer):
-    cfg = compose_config("data.mix=position", "steps=3", "eval_every=3", "trainer.log_every_n_steps=1", "logging.throughput_window=2",
+    cfg = compose_config("data.mix=position", "steps=4", "eval_every=4", "trainer.log_every_n_steps=2",
                          "optim.warmup_steps=1", "optim.lr=3e-3")
     train(cfg, tmp_path)
-    assert list(logged(tmp_path, "train/loss")) == [0, 1, 2]
+    # One row per logging interval (steps 2 and 4), under the index of its last batch.
+    assert list(logged(tmp_path, "train/loss")) == [1, 3]
     lrs = logged(tmp_path, "lr")
-    assert lrs == pytest.approx({step: 3e-3 * warmup_cosine(step, 1, 3, 0.1) for step in range(3)})
-    assert list(logged(tmp_path, "val/acc")) == [2]
-    assert all(list(logged(tmp_path, f"val/acc/{task}")) == [2] for task in MIXES["position"])
+    assert lrs == pytest.approx({step: 3e-3 * warmup_cosine(step, 1, 4, 0.1) for step in (1, 3)})
+    assert list(logged(tmp_path, "val/acc")) == [3]
+    assert all(list(logged(tmp_path, f"val/acc/{task}")) == [3] for task in MIXES["position"])
 
-    # ThroughputMonitor rows, one per batch: cumulative samples and real (non-pad) tokens, and
-    # per-second rates once its 2-batch window is full.
+    # Cumulative real (non-pad) tokens and FLOPs, counted from the batches the run trained on.
     run = build_run(cfg, tmp_path)
-    batches = list(itertools.islice(run.datamodule.train_dataloader(), 3))
-    rows = {int(row["train/batches"]): row for row in metric_rows(tmp_path) if row.get("train/batches")}
+    batches = list(itertools.islice(run.datamodule.train_dataloader(), 4))
+    rows = {int(row["step"]): row for row in metric_rows(tmp_path) if row.get("train/tokens")}
     tokens = list(itertools.accumulate(int((b["input_ids"] != tokenizer.pad_id).sum()) for b in batches))
-    assert [int(rows[k]["train/lengths"]) for k in (1, 2, 3)] == tokens
-    assert [int(rows[k]["train/samples"]) for k in (1, 2, 3)] == [2, 4, 6]
-    for k in (2, 3):
-        assert float(rows[k]["train/device/items_per_sec"]) > 0  # tokens/s
-        # With a 2-batch window, FLOPs/s over batches/s is the FLOPs of the window's newest batch.
-        flops = float(rows[k]["train/device/flops_per_sec"]) / float(rows[k]["train/device/batches_per_sec"])
-        assert flops == pytest.approx(training_flops(run.module.model, batches[k - 1]), rel=1e-6)
+    flops = list(itertools.accumulate(training_flops(run.module.model, b) for b in batches))
+    assert [int(rows[k]["train/tokens"]) for k in (1, 3)] == [tokens[1], tokens[3]]
+    assert [int(rows[k]["train/flops"]) for k in (1, 3)] == [flops[1], flops[3]]
+    for k in (1, 3):
+        assert float(rows[k]["train/tokens_per_sec"]) > 0 and float(rows[k]["train/flops_per_sec"]) > 0
+        assert float(rows[k]["train/samples_per_sec"]) > 0 and float(rows[k]["train/time"]) > 0
+    assert float(rows[3]["train/time"]) > float(rows[1]["train/time"])
 
 
 @pytest.mark.slow

@@ -7,11 +7,19 @@ process would get on the concatenated batch (ranks holding more answer tokens we
 ``optim.accumulate > 1`` an optimizer step averages the means of its micro-batches.
 Validation does what users care about: it decodes answers greedily with the KV cache and logs
 exact-match accuracy per task (``val/acc/<task>``) and their mean (``val/acc``), which also picks
-the "best" checkpoint. A non-finite loss stops training at once, before the optimizer step could
-write NaNs into the weights, so the checkpoints on disk stay good; so does a diverged loss, one
-above ``divergence_factor`` times the loss of the run's first step (a learning rate far too high
-can send the loss to 1e5 without it ever becoming NaN). Both tests are one device-side boolean,
-read once per step, which is the only host sync the step makes.
+the "best" checkpoint.
+
+The training step never waits for the device (a GPU then stays queued with work): the counts it
+needs (answer tokens, real tokens, FLOPs) are the collator's Python numbers, and the loss guard
+runs on the device. A non-finite loss, or a diverged one (above ``divergence_factor`` times the
+loss of the run's first step: a learning rate far too high can send the loss to 1e5 without it
+ever becoming NaN), marks its step bad on the device, and the fused AdamW skips that step's
+update on the device too (``found_inf``, the mechanism of mixed-precision loss scaling), so the
+weights never take a bad step. Once per logging interval (``trainer.log_every_n_steps``, and the
+last step) one transfer reads the loss, the token count and the guard's record; a bad step then
+stops training with :class:`LossGuardError`, naming the step where it happened. Saving a
+checkpoint reads the guard first, so no checkpoint is written after a bad step: the checkpoints
+on disk hold good weights.
 """
 
 from __future__ import annotations
@@ -23,15 +31,68 @@ import lightning as L
 import torch
 
 from minivlm.model import VLM, ModelConfig
-from minivlm.schema import IGNORE_INDEX, Batch
+from minivlm.schema import Batch
 from minivlm.scoring import TaskScores, answer_batch
 from minivlm.tokenizer import BPETokenizer
-from minivlm.train.flops import forward_flops, training_flops
+from minivlm.train.flops import training_flops
 from minivlm.train.optim import build_optimizer
+from minivlm.train.throughput import Throughput
 
 
 class LossGuardError(RuntimeError):
     """Raised when the training loss is NaN, infinite or diverged (training stops at once)."""
+
+
+class LossGuard:
+    """The first bad step and its loss, kept on the device; read with the interval's metrics.
+
+    Args:
+        factor: a loss above ``factor`` times the first step's is bad; None: only non-finite ones.
+        first_loss: the first step's loss of the run (a float from a checkpoint), or None.
+    """
+
+    def __init__(self, factor: float | None, first_loss: float | None = None) -> None:
+        self.factor = factor
+        self.first_loss: torch.Tensor | float | None = first_loss
+        self.bad_step: torch.Tensor | None = None  # -1 until a step is bad
+        self.bad_loss: torch.Tensor | None = None
+
+    def update(self, loss: torch.Tensor, step: int) -> torch.Tensor:
+        """Device bool: whether ``loss`` (of optimizer step ``step``) is bad; the first bad one is recorded."""
+        if self.first_loss is None:
+            self.first_loss = loss
+        elif not isinstance(self.first_loss, torch.Tensor):  # from a checkpoint: a fill, not a copy
+            self.first_loss = loss.new_full((), self.first_loss)
+        if self.bad_step is None:
+            self.bad_step, self.bad_loss = loss.new_full((), -1.0), loss.new_zeros(())
+        bad = ~torch.isfinite(loss)
+        if self.factor is not None:
+            bad |= loss > self.factor * self.first_loss
+        first = bad & (self.bad_step < 0)
+        self.bad_step = torch.where(first, step, self.bad_step)
+        self.bad_loss = torch.where(first, loss, self.bad_loss)
+        return bad
+
+    def record(self) -> list[torch.Tensor]:
+        """The device values :meth:`check` needs, to be read in the interval's one transfer."""
+        return [self.bad_step, self.bad_loss, self.first_loss]
+
+    def check(self, bad_step: float, bad_loss: float, first_loss: float) -> None:
+        """Raise :class:`LossGuardError` when a step was bad (values read from :meth:`record`)."""
+        if bad_step < 0:
+            return
+        step = int(bad_step)
+        if math.isfinite(bad_loss):
+            problem = (f"training loss is {bad_loss:.4g} at step {step}, above divergence_factor={self.factor} "
+                       f"times the first step's {first_loss:.4g}: training diverged")
+        else:
+            problem = f"training loss is {bad_loss} at step {step}"
+        raise LossGuardError(
+            f"{problem}; stopped before the optimizer step (that update and any later one were skipped), so the saved "
+            "checkpoints hold the last good weights. Lower optim.lr or raise optim.warmup_steps, and start a new "
+            "schedule from those weights with ckpt_path=<checkpoint> resume.weights_only=true (in a new folder, "
+            "name=..., or with overwrite=true)."
+        )
 
 
 class VLMTrainingModule(L.LightningModule):
@@ -58,62 +119,90 @@ class VLMTrainingModule(L.LightningModule):
             self.model.compile()
         self.tokenizer = tokenizer
         self.scores = TaskScores()
-        self.flops_per_batch = 0  # FLOPs of the latest batch on this device: Lightning's ThroughputMonitor reads it
-        # The first step's loss (a device tensor, later a float from a checkpoint): the divergence guard's scale.
-        self.first_loss: torch.Tensor | float | None = None
+        self.guard = LossGuard(divergence_factor)
+        self.throughput: Throughput | None = None  # made when training starts (it needs the device)
+        self.step_metrics: torch.Tensor | None = None  # the latest step's (global loss, global answer tokens), on the device
+        self.skip_update: torch.Tensor | None = None  # device bool: a micro-batch of this optimizer step was bad
+        self.packing_efficiency = self.learning_rate = 0.0  # of the latest step (Python floats)
+        self.report: dict[str, float] = {}  # the latest interval's metrics (ProgressLines prints them)
+        self.report_step = -1  # the optimizer step self.report was read at
+        self.first_loss: float | None = None  # the guard's scale, as read with the latest interval
+
+    def on_train_start(self) -> None:
+        precision = str(self.trainer.precision)
+        dtype = torch.bfloat16 if "bf16" in precision else torch.float16 if "16" in precision else torch.float32
+        self.throughput = Throughput(self.device, dtype, self.trainer.world_size)
+        self.throughput.start()
+        self.report_step = self.global_step
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         loss = self.model(batch).loss
-        tokens = (batch["labels"][:, 1:] != IGNORE_INDEX).sum().to(loss.dtype)  # the tokens the loss averages
+        tokens = batch["answer_tokens"]  # the tokens the loss averages (the collator's count: no device read)
+        detached = loss.detach()
         # One all-reduce gives the global answer-token count and the global loss; every rank then
-        # sees the same value, so a non-finite loss stops all ranks together (none hangs waiting).
-        loss_sum, global_tokens = self.trainer.strategy.reduce(torch.stack([loss.detach() * tokens, tokens]),
+        # sees the same value, so a bad loss stops all ranks together (none hangs waiting).
+        loss_sum, global_tokens = self.trainer.strategy.reduce(torch.stack([detached * tokens, detached.new_full((), tokens)]),
                                                                reduce_op="sum")
-        global_loss = loss_sum / global_tokens
-        self.guard_loss(global_loss)  # global_loss carries no gradient (made of detached values)
-        self.flops_per_batch = training_flops(self.model, batch)
-        self.log("train/loss", global_loss, prog_bar=True)
-        self.log("train/answer_tokens", global_tokens)
-        self.log("train/packing_efficiency", batch["packing_efficiency"])
-        self.log("lr", self.optimizers().param_groups[0]["lr"])
+        global_loss = loss_sum / global_tokens  # carries no gradient (made of detached values)
+        bad = self.guard.update(global_loss, self.global_step)
+        self.skip_update = bad if self.skip_update is None else self.skip_update | bad
+        self.step_metrics = torch.stack([global_loss, global_tokens])
+        self.throughput.add(batch["real_tokens"], len(batch["sample_ids"]), training_flops(self.model, batch))
+        self.packing_efficiency = batch["packing_efficiency"]
+        self.learning_rate = self.optimizers().param_groups[0]["lr"]  # this step's (the scheduler moves it after)
         # Data-parallel strategies average gradients over ranks: scale so the average is the global mean.
         return loss * tokens * self.trainer.world_size / global_tokens
 
-    def guard_loss(self, loss: torch.Tensor) -> None:
-        """Stop (:class:`LossGuardError`) on a non-finite or diverged loss, before the optimizer step."""
-        if self.first_loss is None:
-            self.first_loss = loss
-        factor = self.hparams.divergence_factor
-        bad = ~torch.isfinite(loss)
-        if factor is not None:
-            bad |= loss > factor * self.first_loss
-        if not bad:  # the step's one host sync
-            return
-        value = loss.item()
-        if math.isfinite(value):
-            problem = (f"training loss is {value:.4g} at step {self.global_step}, above divergence_factor={factor} "
-                       f"times the first step's {float(self.first_loss):.4g}: training diverged")
-        else:
-            problem = f"training loss is {value} at step {self.global_step}"
-        raise LossGuardError(
-            f"{problem}; stopped before the optimizer step, so the saved checkpoints hold the last good weights. "
-            "Lower optim.lr or raise optim.warmup_steps, and start a new schedule from those weights with "
-            "ckpt_path=<checkpoint> resume.weights_only=true (in a new folder, name=..., or with overwrite=true)."
-        )
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # The fused AdamW skips its whole update on the device when found_inf is nonzero.
+        optimizer.found_inf = self.skip_update.float()
+        self.skip_update = None
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_index: int) -> None:
+        step = self.global_step
+        if step % self.trainer.log_every_n_steps == 0 or step >= self.trainer.max_steps:
+            self.read_interval()
+
+    def read_interval(self) -> dict[str, float]:
+        """The metrics of the interval ending at this optimizer step, read from the device once (cached
+        per step), logged; raises :class:`LossGuardError` when a step of it was bad."""
+        step = self.global_step
+        if step == self.report_step or self.step_metrics is None:
+            return self.report
+        loss, answer_tokens, *record = torch.stack([*self.step_metrics, *self.guard.record()]).tolist()
+        self.guard.check(*record)
+        self.first_loss = record[-1]  # the guard's scale as a float, for checkpoints
+        self.report_step = step
+        self.report = {"train/loss": loss, "train/answer_tokens": answer_tokens,
+                       "train/packing_efficiency": self.packing_efficiency,
+                       "lr": self.learning_rate, **self.throughput.close()}
+        for logger in self.trainer.loggers:  # Python numbers straight to the loggers: nothing goes back to the device
+            logger.log_metrics(self.report, step=step - 1)  # under the batch index, as Lightning logs
+        if self.trainer.progress_bar_callback is not None:
+            self.log("train/loss", loss, prog_bar=True, logger=False)
+        return self.report
+
+    def on_validation_start(self) -> None:
+        if self.throughput is not None:
+            self.throughput.pause()  # validation time is not training time
+
+    def on_validation_end(self) -> None:
+        if self.throughput is not None:
+            self.throughput.start()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.read_interval()  # raises after a bad step: no checkpoint is written after one
         # A resumed run keeps its guard's scale (a float: tensors would tie the checkpoint to a device).
-        checkpoint["first_loss"] = None if self.first_loss is None else float(self.first_loss)
+        checkpoint["first_loss"] = self.first_loss
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.first_loss = checkpoint.get("first_loss")
+        self.guard = LossGuard(self.hparams.divergence_factor, self.first_loss)
 
     def on_validation_epoch_start(self) -> None:
         self.scores = TaskScores()
 
     def validation_step(self, batch: Batch, batch_index: int, dataloader_idx: int = 0) -> None:  # the name Lightning passes it under
-        # Generation is dominated by the prompt's forward pass (answers are a few tokens).
-        self.flops_per_batch = forward_flops(self.model, batch)
         answers = answer_batch(self.model, batch, self.tokenizer, self.hparams.max_new_tokens)
         self.scores.add(batch["tasks"], answers, batch["answers"])
 

@@ -7,8 +7,10 @@ and one after every validation::
     step 20/40  loss 3.2141  lr 1.00e-03  5,130 tok/s
     step 20/40  val acc 0.250
 
-Tokens are the real (non-padding) tokens of the training batches, per second of training
-(validation excluded). Every message of the package's loggers (``minivlm.*``: these lines, the
+Loss and tokens/s are those of the training module's latest logging interval
+(:meth:`~minivlm.train.module.VLMTrainingModule.read_interval`: one read from the device, shared
+with the loggers); tokens are the real (non-padding) tokens, per second of training (validation
+excluded). Every message of the package's loggers (``minivlm.*``: these lines, the
 run folder, the final table, the real-data skip reports) goes to the console and to the run's
 ``train.log`` while :func:`run_log` is open (training opens it on rank 0), whether or not Hydra
 launched the run. :func:`silence_known_warnings` removes the warnings that say nothing about the
@@ -23,11 +25,9 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from time import perf_counter
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_module
 
 log = logging.getLogger("minivlm")  # the package's logger; module loggers (minivlm.data.adapters, ...) propagate here
@@ -80,39 +80,25 @@ class ProgressLines(L.Callback):
 
     Args:
         every: optimizer steps between lines (the last step always gets one).
-        pad_id: the padding token, left out of the token count.
     """
 
-    def __init__(self, every: int, pad_id: int) -> None:
-        self.every, self.pad_id = every, pad_id
-        self.tokens: torch.Tensor | int = 0  # real tokens since the last line, kept on the device (no host sync)
-        self.seconds = 0.0  # training time since the last line
-        self.tick = 0.0  # end of the latest batch
-        self.paused = 0.0  # start of the running validation
+    def __init__(self, every: int) -> None:
+        self.every = every
         self.last_step = -1
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.tick, self.last_step = perf_counter(), trainer.global_step
+        self.last_step = trainer.global_step  # a resumed run reports from its next step on
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
                            batch_index: int) -> None:
-        now = perf_counter()
-        self.seconds, self.tick = self.seconds + now - self.tick, now
-        self.tokens = self.tokens + (batch["input_ids"] != self.pad_id).sum()
         step = trainer.global_step
         if step == self.last_step or (step % self.every and step != trainer.max_steps):
             return  # mid-accumulation, or not a step to report
         self.last_step = step
-        metrics = trainer.callback_metrics
-        rate = float(self.tokens) / max(self.seconds, 1e-9)
-        log.info(f"step {step}/{trainer.max_steps}  loss {float(metrics['train/loss']):.4f}  "
-                 f"lr {float(metrics['lr']):.2e}  {rate:,.0f} tok/s")
-        self.tokens, self.seconds = 0, 0.0
-
-    def on_validation_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.paused = perf_counter()
+        report = module.read_interval()
+        log.info(f"step {step}/{trainer.max_steps}  loss {report['train/loss']:.4f}  "
+                 f"lr {report['lr']:.2e}  {report['train/tokens_per_sec']:,.0f} tok/s")
 
     def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.tick += perf_counter() - self.paused  # validation time is not training time
         if not trainer.sanity_checking:
             log.info(f"step {trainer.global_step}/{trainer.max_steps}  val acc {float(trainer.callback_metrics['val/acc']):.3f}")

@@ -22,7 +22,6 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ThroughputMonitor
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.strategies import FSDPStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_only
@@ -134,17 +133,12 @@ def build_strategy(cfg: DictConfig) -> str | Strategy:
 
 
 def build_trainer(cfg: DictConfig, run: Run) -> L.Trainer:
-    pad_id = run.tokenizer.pad_id
-    throughput = ThroughputMonitor(
-        batch_size_fn=lambda batch: len(batch["sample_ids"]),  # samples, also when packed several per row
-        length_fn=lambda batch: int((batch["input_ids"] != pad_id).sum()),  # real tokens: logged as items_per_sec
-        window_size=cfg.logging.throughput_window,
-    )
+    # Throughput (tokens/s, FLOP/s, MFU) is the training module's, read once per logging interval
+    # (minivlm/train/throughput.py): Lightning's ThroughputMonitor waits for the GPU after every batch.
     # Best first: Lightning runs checkpoint callbacks last, in their order, so last.ckpt holds the best so far.
-    checkpoints = [best_checkpoint(run.folder.checkpoints), LastCheckpoint(run.folder.last_checkpoint, cfg.checkpoint_every)]
-    callbacks = [throughput, *checkpoints]
+    callbacks = [best_checkpoint(run.folder.checkpoints), LastCheckpoint(run.folder.last_checkpoint, cfg.checkpoint_every)]
     if not cfg.trainer.enable_progress_bar:  # the bar shows loss and accuracy itself
-        callbacks.append(ProgressLines(cfg.logging.progress_every, pad_id))
+        callbacks.append(ProgressLines(cfg.logging.progress_every))
     return instantiate(cfg.trainer, strategy=build_strategy(cfg), callbacks=callbacks,
                        plugins=[AtomicCheckpointIO()], logger=build_loggers(cfg, run.folder),
                        default_root_dir=str(run.folder.root))
