@@ -13,7 +13,15 @@ from train_helpers import compose_config, single_thread  # noqa: F401 (autouse f
 import minivlm.evaluation.bias as bias
 from minivlm.data.tasks import generate, split_config
 from minivlm.evaluation.attention_map import answer_attention, content_free, last_query_weights, location_maps
-from minivlm.evaluation.bias import Probe, layer_ptd, measure_run, probe_prompts, question_distance, target_cell
+from minivlm.evaluation.bias import (
+    Probe,
+    layer_ptd,
+    measure_run,
+    named_objects,
+    probe_prompts,
+    question_distance,
+    target_cell,
+)
 from minivlm.evaluation.bias_report import markdown, seeds_needed, t_interval, write_report
 from minivlm.evaluation.bias_stats import (
     bootstrap_interval,
@@ -142,6 +150,12 @@ def test_a_unique_target_colour_leaves_no_other_object_of_that_colour():
     assert any(o["color"] == objects[0]["color"] for objects in look_alikes for o in objects[1:])  # the default keeps them
 
 
+def test_an_answer_names_an_object_by_its_cell():
+    scene = {"width": 96, "height": 96, "grid": 3, "objects": [{"x": 80, "y": 80}, {"x": 50, "y": 10}, {"x": 10, "y": 50}]}
+    assert named_objects(scene, "C3") == {"named": 0, "first": 1}  # B1 comes before A2 in raster order
+    assert named_objects(scene, " a2.") == {"named": 2, "first": 1} and named_objects(scene, "B2")["named"] == -1
+
+
 def test_target_cell_is_the_merged_token_under_the_first_objects_centre():
     scene = {"width": 96, "height": 96, "objects": [{"x": 40, "y": 90}, {"x": 0, "y": 0}]}
     assert target_cell(scene, (6, 6)) == (5, 2) and target_cell(scene, (3, 3)) == (2, 1)
@@ -174,7 +188,8 @@ def test_rankings_say_when_seeds_cannot_rank():
 
     def result(rope: str, seed: int, accuracy: float) -> dict:
         summary = {"n": 10, "accuracy": accuracy, "by_objects": {"1": accuracy}, "third_gap": 0.3, "third_gap_ci": [0.1, 0.5],
-                   "third_gap_null": 0.2, "near_far": 0.0, "near_far_ci": [-0.1, 0.1]}
+                   "third_gap_null": 0.2, "near_far": 0.0, "near_far_ci": [-0.1, 0.1],
+                   "names_first": 0.5, "names_first_fair": 0.5}
         layout = {"ptd": 0.0, "question_distance": [[0.0]], "question_first": False}
         return {"run": f"{rope}-{seed}", "rope": rope, "seed": seed, "question_first": False,
                 "tasks": {"grounding": {"summary": summary, "layout": layout, "records": []}}}

@@ -42,6 +42,7 @@ import torch
 import torch.utils.data
 
 from minivlm.data.tasks import generate, split_config
+from minivlm.data.tasks.scene import cell_name, cell_of
 from minivlm.evaluation.attention_map import content_free, location_maps
 from minivlm.evaluation.bias_stats import bootstrap_interval, near_far_gap, null_third_gap, third_gap
 from minivlm.evaluation.evaluate import Settings, load_config, load_model, sample_metadata
@@ -76,6 +77,17 @@ def target_cell(scene: dict, shape: tuple[int, int]) -> tuple[int, int]:
     """(row, column) of the merged token holding the centre of the scene's first object."""
     target = scene["objects"][0]
     return target["y"] * shape[0] // scene["height"], target["x"] * shape[1] // scene["width"]
+
+
+def named_objects(scene: dict, prediction: str) -> dict[str, int]:
+    """Which object an answer names (its index in the scene, -1: none), and which object comes first in
+    raster order of the answer grid: a wrong answer is then read as a wrong object, or as no object."""
+    grid = scene["grid"]
+    cells = [cell_of(o, grid, scene["width"], scene["height"]) for o in scene["objects"]]
+    names = [cell_name(*cell) for cell in cells]
+    said = normalise(prediction).upper()
+    named = names.index(said) if said in names else -1
+    return {"named": named, "first": min(range(len(cells)), key=lambda i: cells[i])}
 
 
 def question_side(segments: Sequence[Segment], question_first: bool) -> torch.Tensor:
@@ -128,7 +140,7 @@ def behaviour(run: Run, model: VLM, task: str, count: int) -> list[dict[str, Any
         scene = metadata[answer.sample_id]["scene"]
         shape = merged_shape(run, scene["width"], scene["height"])
         records.append({"id": answer.sample_id, "cell": list(target_cell(scene, shape)), "grid": list(shape),
-                        "objects": len(scene["objects"]),
+                        "objects": len(scene["objects"]), **named_objects(scene, answer.prediction),
                         "prediction": answer.prediction, "answer": answer.answer,
                         "hit": normalise(answer.prediction) == normalise(answer.answer)})
     return records
@@ -152,7 +164,15 @@ def summary(records: list[dict[str, Any]], distance: np.ndarray) -> dict[str, An
     near_far = near_far_gap(distance)
     by_objects = {k: float(np.mean([r["hit"] for r in kept if r["objects"] == k]))
                   for k in sorted({r["objects"] for r in kept})}
+    several = [r for r in kept if r["objects"] > 1]
+    wrong = [r for r in several if not r["hit"]]
+    # Are objects picked by place? The share of answers naming the object first in raster order, beside
+    # the share a model that picks the right object (or any object at random) would give: 1 / objects.
+    first = float(np.mean([r["named"] == r["first"] for r in several])) if several else float("nan")
+    fair = float(np.mean([1 / r["objects"] for r in several])) if several else float("nan")
     return {"n": len(kept), "accuracy": float(hits.mean()), "by_objects": by_objects,
+            "wrong_multi": len(wrong), "wrong_other_object": sum(r["named"] > 0 for r in wrong),
+            "names_first": first, "names_first_fair": fair,
             "third_gap": third_gap(cells, hits), "third_gap_ci": bootstrap_interval(third_gap, cells, hits),
             "third_gap_null": null_third_gap(cells, hits),
             "near_far": near_far(cells, hits), "near_far_ci": bootstrap_interval(near_far, cells, hits)}
@@ -196,7 +216,9 @@ def measure_run(target: Target, probe: Probe, device: str = "cpu") -> dict[str, 
               f"{s['third_gap']:.3f} [{s['third_gap_ci'][0]:.3f}, {s['third_gap_ci'][1]:.3f}] (no-bias floor "
               f"{s['third_gap_null']:.3f}), near-far "
               f"{s['near_far']:+.3f} [{s['near_far_ci'][0]:+.3f}, {s['near_far_ci'][1]:+.3f}], "
-              f"PTD {parts['layout']['ptd']:.3f}")
+              f"PTD {parts['layout']['ptd']:.3f}; with several objects: {s['wrong_multi']} wrong, "
+              f"{s['wrong_other_object']} of them naming another object; answers naming the first object in "
+              f"raster order {s['names_first']:.2f} (without a preference {s['names_first_fair']:.2f})")
     return {"run": target.folder.root.name, "rope": run.model_config.rope.label, "seed": cfg.seed,
             "question_first": result["tasks"][tasks[0]]["layout"]["question_first"],
             "tasks": result["tasks"]}

@@ -3,8 +3,9 @@
 Runs are grouped by (question side, task, rope); each column is the mean ± sample standard
 deviation over seeds, and each run's own spreads carry 95 % bootstrap intervals (over prompts):
 
-- ``bias.md``: accuracy, the third gap beside its no-bias floor, the near-far gap, and PTD, per
-  variant; then the staggered schedules ranked by accuracy with 95 % t-intervals over seeds, and,
+- ``bias.md``: accuracy (also by object count, and how often an answer in a scene of several objects
+  names the one first in raster order), the third gap beside its no-bias floor, the near-far gap,
+  and PTD, per variant; then the staggered schedules ranked by accuracy with 95 % t-intervals over seeds, and,
   where they overlap, the seeds a difference of the measured size would need;
 - ``bias.csv``: one row per run and task;
 - ``accuracy_<side>_<task>.png``: accuracy by target cell, prompts of every seed pooled;
@@ -73,8 +74,9 @@ def seeds_needed(difference: float, std: float, alpha: float = 0.05, power: floa
 
 
 def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
-    lines = ["| rope | seeds | accuracy per seed | accuracy | by object count | third gap per seed [95 % CI] | "
-             "third gap | no-bias floor | near-far per seed [95 % CI] | near-far | PTD |", "|" + "---|" * 11]
+    lines = ["| rope | seeds | accuracy per seed | accuracy | by object count | names the first object (no preference) | "
+             "third gap per seed [95 % CI] | third gap | no-bias floor | near-far per seed [95 % CI] | near-far | PTD |",
+             "|" + "---|" * 12]
     for rope, runs in sorted(ropes.items()):
         s = [run["summary"] for run in runs]
         per_seed = ", ".join(f"{x['accuracy']:.3f}" for x in s)
@@ -83,7 +85,9 @@ def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
         counts = sorted({k for x in s for k in x["by_objects"]})
         objects = ", ".join(f"{k}: {statistics.fmean(x['by_objects'][k] for x in s if k in x['by_objects']):.2f}"
                             for k in counts)
-        lines.append(f"| {rope} | {len(runs)} | {per_seed} | {mean_std([x['accuracy'] for x in s])} | {objects} | {thirds} | "
+        first = f"{statistics.fmean(x['names_first'] for x in s):.2f} ({statistics.fmean(x['names_first_fair'] for x in s):.2f})"
+        lines.append(f"| {rope} | {len(runs)} | {per_seed} | {mean_std([x['accuracy'] for x in s])} | {objects} | {first} | "
+                     f"{thirds} | "
                      f"{mean_std([x['third_gap'] for x in s])} | {statistics.fmean(x['third_gap_null'] for x in s):.3f} | "
                      f"{near} | {mean_std([x['near_far'] for x in s])} | {runs[0]['layout']['ptd']:.3f} |")
     return lines
