@@ -8,6 +8,7 @@ import logging
 
 import datasets
 import pytest
+import torch.utils.data
 from PIL import Image
 from train_helpers import compose_config, finite, logged, single_thread  # noqa: F401 (autouse fixture)
 
@@ -56,10 +57,31 @@ def test_real_batches_cycle_through_the_records_and_resume(cauldron, tmp_path):
     assert batch_ids(resumed, 2) == rows[3:]
 
 
-def test_real_data_refuses_several_workers(cauldron, tmp_path):
-    # datasets splits the files over DataLoader workers and RealDataset splits the rows again.
-    with pytest.raises(ValueError, match="num_workers=2 would skip records"):
-        build_run(real(cauldron, "data.num_workers=2"), tmp_path)
+@pytest.fixture
+def sixteen_records(tmp_path) -> str:
+    """Sixteen usable records in one parquet file (the source splits by record, not by file)."""
+    rows = [{"images": [png(rgb)], "texts": [{"user": f"Which colour fills image {i}?", "assistant": name}]}
+            for i, (name, rgb) in enumerate(itertools.islice(itertools.cycle(COLOURS.items()), 16))]
+    return write_cauldron(tmp_path / "sixteen.parquet", rows)
+
+
+def rank_batches(data, rank: int, start_batch: int = 0, workers: int = 2) -> list[list[str]]:
+    """The first 4 - start_batch batches (2 samples each) of ``rank`` of 2, made by ``workers`` DataLoader workers."""
+    batches = RealBatches(data.real_dataset(rank=rank, world_size=2), data.train_collator, 2, start_batch)
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=workers)
+    return batch_ids(loader, 4 - start_batch)
+
+
+@pytest.mark.slow
+def test_two_workers_on_two_ranks_see_every_record_once_per_epoch_and_resume(sixteen_records, tmp_path):
+    data = build_run(real(sixteen_records), tmp_path).datamodule
+    epoch = {rank: rank_batches(data, rank) for rank in (0, 1)}  # 2 ranks x 4 batches x 2 samples = 16 records
+    seen = [sample for rank in (0, 1) for batch in epoch[rank] for sample in batch]
+    assert sorted(seen) == sorted(f"sixteen.parquet/{row}" for row in range(16))
+    # Rank 0's batches alternate between its two workers (shards 0 and 1 of 4: rows 0, 4, 8... and 1, 5, 9...).
+    assert epoch[0][:2] == [["sixteen.parquet/0", "sixteen.parquet/4"], ["sixteen.parquet/1", "sixteen.parquet/5"]]
+    # Resumed at batch 1, both ranks continue with exactly the batches of the uninterrupted epoch.
+    assert all(rank_batches(data, rank, start_batch=1) == epoch[rank][1:] for rank in (0, 1))
 
 
 def faulty_rows(good: int) -> list[dict]:

@@ -38,12 +38,15 @@ import datasets
 import torch.utils.data
 from PIL import Image
 
+from datasets.distributed import split_dataset_by_node
+
 from minivlm.data.streaming import shard_spec
 
 LAYOUTS = ("cauldron", "llava", "vqa")
 IMAGE_PLACEHOLDER = "<image>"
 LLAVA_ROLES = {"human": "user", "gpt": "assistant"}
 PROBE_RECORDS = 100  # records RealDataset.probe reads before training
+READ_BATCH = 64  # records read from the source at a time (Arrow batches are faster to read than single rows)
 
 log = logging.getLogger(__name__)
 
@@ -243,16 +246,40 @@ class RealDataset(torch.utils.data.IterableDataset):
         self.name = name or source.rstrip("/").split("/")[-1]
         self.transform, self.rank, self.world_size = transform, rank, world_size
         self.max_bad_fraction, self.records = max_bad_fraction, records
+        self.worker_shift = 0  # see shard_spec; RealBatches sets it when it resumes
         self.skipped: Counter = Counter()  # reasons of the records skipped in the last pass (this process)
         self.examples: dict[str, str] = {}  # reason: the explanation of its first record
 
+    def records_of_shard(self) -> Iterator[tuple[int, dict]]:
+        """(source row, record) of this shard: the rows ``start + shard, start + shard + S, ...`` below ``stop``.
+
+        The shard is this DataLoader worker of this rank, one of ``S`` = ranks x workers
+        (:func:`~minivlm.data.streaming.shard_spec`); the ``S`` shards partition the records, so
+        every record is read by exactly one of them. ``split_dataset_by_node`` keeps every
+        ``S``-th record by example ("examples", not "shards": a source of one file splits as
+        well, and each record keeps its source row, which names it and decides the held-out
+        slice). The records are read with ``IterableDataset.iter``, which does not split the
+        source over DataLoader workers again the way iterating it inside a worker would.
+        """
+        stream = open_source(self.source, self.split, self.config_name)
+        shard, num_shards = shard_spec(self.rank, self.world_size, self.worker_shift)
+        start, stop = self.records
+        first = (start + shard) % num_shards  # rows of this shard are first, first + S, ...: start + shard is one
+        if num_shards > 1:
+            stream = split_dataset_by_node(stream, rank=first, world_size=num_shards, strategy="examples")
+        index = 0
+        for batch in stream.iter(batch_size=READ_BATCH):
+            for values in zip(*batch.values()):
+                row, index = first + index * num_shards, index + 1
+                if stop is not None and row >= stop:
+                    return
+                if row >= start:
+                    yield row, dict(zip(batch.keys(), values))
+
     def outcomes(self) -> Iterator[object | BadRecord]:
         """This shard's records in order, each as its (transformed) sample or the BadRecord rejecting it."""
-        stream = open_source(self.source, self.split, self.config_name)
         layout = self.layout
-        shard, num_shards = shard_spec(self.rank, self.world_size)
-        start, stop = self.records
-        for row, record in itertools.islice(enumerate(stream), start + shard, stop, num_shards):
+        for row, record in self.records_of_shard():
             if layout == "auto":
                 layout = detect_layout(list(record))
             try:

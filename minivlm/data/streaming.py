@@ -19,11 +19,13 @@ import torch.utils.data
 from minivlm.data.tasks import TASKS, TaskConfig, choose_task, generate, resolve_mix
 
 
-def shard_spec(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+def shard_spec(rank: int | None = None, world_size: int | None = None, worker_shift: int = 0) -> tuple[int, int]:
     """(shard id, shard count) of the calling DataLoader worker on this rank.
 
     Args:
         rank, world_size: the DDP position; None reads torch.distributed (0 and 1 when not initialised).
+        worker_shift: worker ``w`` reads the shard of worker ``(w + worker_shift) % W`` (a loader
+            resumed mid-epoch starts with worker 0, which must continue the shard due next).
     """
     if rank is None or world_size is None:
         initialised = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -33,7 +35,7 @@ def shard_spec(rank: int | None = None, world_size: int | None = None) -> tuple[
         raise ValueError(f"rank {rank} is outside world_size {world_size}")
     worker = torch.utils.data.get_worker_info()
     worker_id, num_workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-    return rank * num_workers + worker_id, world_size * num_workers
+    return rank * num_workers + (worker_id + worker_shift) % num_workers, world_size * num_workers
 
 
 class SyntheticStream(torch.utils.data.IterableDataset):

@@ -88,10 +88,13 @@ class RealBatches(torch.utils.data.IterableDataset):
     """Collated batches of a real dataset, passing over it again and again (runs count steps, not epochs).
 
     The dataset shards its rows over ranks (and DataLoader workers), and worker ``w`` (of ``W``)
-    makes the loader's batches ``w, w + W, ...`` (the DataLoader takes them round-robin). Resuming
-    at batch ``s``, each worker first skips the samples of its batches in ``range(w, s, W)`` (read
-    and processed again, not collated), so no sample is repeated or lost, and with one worker (what
-    VLMDataModule allows for now) the batches come in exactly the uninterrupted run's order.
+    makes the loader's batches ``w, w + W, ...`` (the DataLoader takes them round-robin; a loader
+    resumed at batch ``s`` starts with worker 0, so its workers take over the shards in turn). Every
+    record belongs to exactly one rank and worker (:meth:`RealDataset.records_of_shard`), so a pass
+    of every worker over its shard is one epoch: each record seen once. Resuming at batch ``s``,
+    each worker first skips the samples of its batches in ``range(w, s, W)`` (read and processed
+    again, not collated), so no sample is repeated or lost and the batches come in exactly the
+    uninterrupted run's order, for any number of workers.
 
     Args:
         dataset: the real dataset, its transform the processor (it yields encoded samples and skips
@@ -120,7 +123,11 @@ class RealBatches(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker = torch.utils.data.get_worker_info()
         worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
-        done = len(range(worker_id, self.start_batch, num_workers)) * self.batch_size
+        # The loader's first batch (from worker 0) is batch start_batch, which the shard of worker
+        # start_batch % W makes: worker w takes over the shard of worker (w + start_batch) % W.
+        shard_worker = (worker_id + self.start_batch) % num_workers
+        self.dataset.worker_shift = shard_worker - worker_id  # this worker's own copy of the dataset
+        done = len(range(shard_worker, self.start_batch, num_workers)) * self.batch_size
         samples = itertools.islice(self.passes(), done, None)
         while True:
             yield self.collator(list(itertools.islice(samples, self.batch_size)))
@@ -217,11 +224,6 @@ class VLMDataModule(L.LightningDataModule):
         self.train_collator = Collator(schedule, pad_id, max_tokens, mode=layout)
         self.prompt_collator = Collator(schedule, pad_id, max_tokens, mode="pad", padding_side="left")
         self.real = dict(real) if real is not None else None
-        if self.real is not None and num_workers > 1:
-            # `datasets` hands each DataLoader worker its own files and RealDataset then keeps every
-            # W-th row of those again: with several workers most records would never be read.
-            raise ValueError(f"data.real with data.num_workers={num_workers} would skip records (rows are split "
-                             "over workers twice); use data.num_workers=0 or 1.")
         self.holdout = int(self.real.get("holdout") or 0) if self.real is not None else 0
         self.real_task = self.real_dataset().name if self.holdout else None  # the held-out slice's task name
         if self.real is not None:
@@ -290,7 +292,7 @@ class VLMDataModule(L.LightningDataModule):
     def held_out_prompts(self, per_task: int | None = None) -> torch.utils.data.DataLoader:
         """Prompt-only batches of the first ``per_task`` usable held-out real records (``holdout`` > 0)."""
         prompts = self.real_dataset(held_out=True, transform=partial(self.processor, prompt_only=True))
-        # In this process: with real data more workers would skip records (see __init__).
+        # In this process: a few batches of prompts, read once.
         return torch.utils.data.DataLoader(FirstSamples(prompts, per_task or self.val_per_task),
                                            batch_size=self.eval_batch_size, collate_fn=self.prompt_collator)
 
