@@ -59,6 +59,7 @@ def reference_model(config: ModelConfig, tokenizer: BPETokenizer) -> torch.nn.Mo
                      "intermediate_size": config.lm_mlp_hidden, "num_hidden_layers": config.lm_layers,
                      "num_attention_heads": config.lm_heads, "num_key_value_heads": config.lm_kv_heads,
                      "rms_norm_eps": config.norm_eps, "tie_word_embeddings": config.tie_embeddings,
+                     "bos_token_id": None, "eos_token_id": tokenizer.token_id(IM_END), "pad_token_id": tokenizer.pad_id,
                      "rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "mrope_section": sections}},
         vision_config={"depth": config.vit_depth, "embed_dim": config.vit_dim, "num_heads": config.vit_heads,
                        "mlp_ratio": int(config.vit_mlp_ratio), "hidden_size": config.lm_dim,
@@ -66,7 +67,6 @@ def reference_model(config: ModelConfig, tokenizer: BPETokenizer) -> torch.nn.Mo
                        "spatial_merge_size": config.spatial_merge},
         image_token_id=tokenizer.token_id(IMAGE_PAD), video_token_id=tokenizer.token_id(VIDEO_PAD),
         vision_start_token_id=tokenizer.token_id(VISION_START), tie_word_embeddings=config.tie_embeddings,
-        bos_token_id=None, eos_token_id=tokenizer.token_id(IM_END), pad_token_id=tokenizer.pad_id,
     )
     return Qwen2VLForConditionalGeneration(reference).train()
 

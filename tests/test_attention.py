@@ -10,6 +10,7 @@ from conftest import chat_sample, noise_image
 from minivlm.data.collate import Collator
 from minivlm.model import VLM, ModelConfig
 from minivlm.model.attention import DocumentMask, use_kernel
+from minivlm.model.mask_memory import main, mask_bytes
 
 TOLERANCE = 1e-5
 
@@ -122,3 +123,9 @@ def test_unknown_kernel_names_the_choices():
     with pytest.raises(ValueError, match="unknown attention kernel 'fast'; valid kernels: auto, flex, sdpa"):
         with use_kernel("fast"):
             pass
+
+
+def test_mask_memory_table_measures_both_kernels(capsys):
+    assert mask_bytes(2, 512, 4)["sdpa"] == 2 * 512 * 512
+    main(["--rows", "2", "--lengths", "256", "512"])
+    assert "| 512 | 0.5 MB |" in capsys.readouterr().out
