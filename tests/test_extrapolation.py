@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -59,9 +60,12 @@ def test_every_cell_is_measured_once_and_the_grid_resumes(trained, monkeypatch, 
     monkeypatch.setattr(extrapolation, "answer_prompts", fake_answers)
     again = measure_run(resolve_target(trained), Grid(**{**grid.__dict__, "groups": (4, 8, 16)}))
     assert len(calls) == 6 and len(again["records"]) == 18  # only the new length was measured
-    linear = measure_run(resolve_target(trained), Grid(**{**grid.__dict__, "scaling": "linear", "factors": (2.0,)}))
+    linear_grid = Grid(**{**grid.__dict__, "scaling": "linear", "factors": (2.0,)})
+    linear = measure_run(resolve_target(trained), linear_grid)
     assert len(calls) == 12 and {r["scaling"] for r in linear["records"]} == {"linear"}  # beside the yarn cells
     assert len(json.loads((trained / "extrapolation.json").read_text())["records"]) == 12 + 6 + 6
+    moved = shutil.copytree(trained, tmp_path / "moved")  # a run folder copied elsewhere keeps its cells
+    assert len(measure_run(resolve_target(moved), linear_grid)["records"]) == 6 and len(calls) == 12
     written = write_report([again], Grid(**{**grid.__dict__, "groups": (4, 8, 16)}), tmp_path / "report", "cmd")
     assert {path.name for path in written} >= {"extrapolation.md", "extrapolation.csv", "length_clip_needle.png",
                                                "vniah_map_factor1.png", "vniah_map_factor2.png"}

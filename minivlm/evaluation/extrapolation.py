@@ -104,7 +104,11 @@ def measure_run(target: Target, grid: Grid, device: str = "cpu") -> dict[str, An
     run = build_run(cfg, target.folder.root)
     model, step = load_model(target)
     original = grid.original_max_position or longest_position(run, grid.tasks[0], grid.groups[0])
-    settings = {"weights": str(target.weights), "step": step, "per_cell": grid.per_cell}
+    # weights named inside the run folder, so a folder moved or copied elsewhere keeps its cells
+    weights = target.weights.resolve()
+    root = target.folder.root.resolve()
+    settings = {"weights": str(weights.relative_to(root) if weights.is_relative_to(root) else weights),
+                "step": step, "per_cell": grid.per_cell}
     path = target.folder.extrapolation
     stored = read_json(path) if path.is_file() else {}
     records = stored["records"] if stored.get("settings") == json.loads(json.dumps(settings)) else {}
