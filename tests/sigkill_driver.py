@@ -42,7 +42,10 @@ def main() -> None:
             pause()
         handle.write(data)
 
+    batch_end = VLMTrainingModule.on_train_batch_end  # the module's own (it reads and logs each interval)
+
     def on_train_batch_end(module, *args):
+        batch_end(module, *args)
         if when == f"step:{module.global_step}":
             pause()
 
