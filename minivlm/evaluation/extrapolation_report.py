@@ -110,7 +110,7 @@ def plot_lengths(results: list[dict[str, Any]], grid: Any, task: str, path: Path
     ropes = sorted({rope for rope, _ in table})
     colours = colormaps["tab10"]
     styles = ["-", "--", ":", "-."]
-    figure = Figure(figsize=(5.5 * len(layouts), 4), layout="constrained")
+    figure = Figure(figsize=(5.5 * len(layouts), 5), layout="constrained")
     for column, layout in enumerate(layouts):
         axes = figure.add_subplot(1, len(layouts), column + 1)
         for r, rope in enumerate(ropes):
@@ -121,10 +121,13 @@ def plot_lengths(results: list[dict[str, Any]], grid: Any, task: str, path: Path
                 means = [mean_std(over_depths(cells, g, factor))[0] for g in grid.groups]
                 axes.plot(grid.groups, means, styles[s % len(styles)], marker="o", color=colours(r),
                           label=f"{rope} x{factor:g}")
-        axes.set(xscale="log", xticks=list(grid.groups), xticklabels=[str(g) for g in grid.groups], ylim=(0, 1),
+        axes.set_xscale("log", base=2)
+        axes.minorticks_off()  # only the measured lengths are ticked
+        axes.set(xticks=list(grid.groups), xticklabels=[str(g) for g in grid.groups], ylim=(0, 1),
                  xlabel="temporal groups", ylabel="exact match", title=f"{task}, {layout}")
         axes.axvline(grid.groups[0], color="grey", lw=0.5)
-    figure.axes[-1].legend(fontsize=6, ncols=2, loc="lower left")
+    handles, labels = figure.axes[-1].get_legend_handles_labels()
+    figure.legend(handles, labels, fontsize=6, ncols=len(grid.factors), loc="outside lower center")
     figure.savefig(path, dpi=110)
 
 
