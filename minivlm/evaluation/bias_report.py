@@ -109,13 +109,17 @@ def ranking(ropes: dict[str, list[dict[str, Any]]], metric: str) -> list[str]:
         math.isnan(low) for low, _ in intervals)
     stds = [statistics.stdev(v) for v in values.values() if len(v) > 1]
     pooled = math.sqrt(statistics.fmean(s * s for s in stds)) if stds else float("nan")
-    gaps = [statistics.fmean(values[a]) - statistics.fmean(values[b]) for a, b in zip(order, order[1:])]
-    needed = max(seeds_needed(gap, pooled) for gap in gaps)
+    means = [statistics.fmean(values[rope]) for rope in order]
+
+    def seeds(difference: float) -> str:
+        needed = seeds_needed(difference, pooled) if abs(difference) > 1e-9 else float("inf")
+        return str(math.ceil(needed)) if math.isfinite(needed) else "no finite number of"
+
     verdict = (f"Neighbouring intervals overlap: these seeds cannot rank the schedules by {metric}. With the "
-               f"pooled per-seed std of {pooled:.3f}, telling apart the closest neighbours ({min(gaps):.3f} apart) "
-               f"at 5 % with 80 % power takes about {math.ceil(needed) if math.isfinite(needed) else 'infinitely many'} "
-               "seeds per schedule." if overlap else f"No neighbouring intervals overlap: the ranking by {metric} holds "
-               "at these seeds.")
+               f"pooled per-seed std of {pooled:.3f}, telling the first from the second ({means[0] - means[1]:.3f} "
+               f"apart) at 5 % with 80 % power takes about {seeds(means[0] - means[1])} seeds per schedule, the "
+               f"first from the last ({means[0] - means[-1]:.3f} apart) about {seeds(means[0] - means[-1])}."
+               if overlap else f"No neighbouring intervals overlap: the ranking by {metric} holds at these seeds.")
     return [*lines, "", verdict]
 
 
