@@ -140,13 +140,28 @@ def test_probe_reads_the_first_records_before_training(tmp_path, caplog, process
         RealDataset(str(tmp_path / "bad.jsonl"), transform=processor).probe(records=3)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", "the data files are empty"),
-    ("\n\n", "cannot be read as a dataset"),
-    ('{"conversations": []}\nnot json\n', "cannot be read as a dataset"),
+@pytest.mark.parametrize("name, content, message", [
+    ("data.jsonl", "", "the data files are empty"),
+    ("data.jsonl", "\n\n", "the data files are empty"),
+    ("data.json", '{"conversations": [', "cannot be read as a dataset"),
 ])
-def test_unreadable_local_sources_are_value_errors_naming_the_file(tmp_path, content, message):
-    (tmp_path / "data.jsonl").write_text(content)
+def test_unreadable_local_sources_are_value_errors_naming_the_file(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
     with pytest.raises(ValueError, match=message) as error:
-        list(RealDataset(str(tmp_path / "data.jsonl")))
-    assert str(tmp_path / "data.jsonl") in str(error.value)
+        list(RealDataset(str(tmp_path / name)))
+    assert str(tmp_path / name) in str(error.value)
+
+
+def test_a_line_that_is_not_json_is_one_bad_record_wherever_it_sits(tmp_path, caplog):
+    good = json.dumps({"conversations": talk("Q", "A")})
+    lines = [good] * 300 + ["not json", "[1, 2]"] + [good] * 3  # past the probe's 100 records and a read batch
+    (tmp_path / "data.jsonl").write_text("\n".join(lines))
+    dataset = RealDataset(str(tmp_path / "data.jsonl"), max_bad_fraction=0.5)
+    dataset.probe()
+    samples, warnings = read_all(dataset, caplog)
+    assert len(samples) == 303 and samples[-1]["meta"]["row"] == 304
+    assert warnings == ["data.jsonl: skipped 2 of 305 records (bad json: 2)"]
+    (tmp_path / "data.jsonl").write_text("not json\n" * 3)
+    with pytest.raises(ValueError, match=r"no usable sample in its first 3 records \(bad json: 3; first of each: "
+                                         r"bad json: data.jsonl/0: Expecting value"):
+        RealDataset(str(tmp_path / "data.jsonl")).probe()

@@ -171,6 +171,10 @@ def with_fields(**fields) -> dict:
     (with_fields(messages=[{"role": "user", "content": [{"type": "text", "text": 7}]}]), "bad conversation",
      "text part without a string"),
     (with_fields(messages=[{"role": "user", "content": "Q?"}]), "bad conversation", "no assistant turn"),
+    (with_fields(messages=[{"role": "user", "content": "Q?"}, {"role": "assistant", "content": " "}]),
+     "bad conversation", "message 1 is an assistant turn without text"),
+    (with_fields(messages=[{"role": "user", "content": "Q?"}, {"role": "assistant", "content": []}]),
+     "bad conversation", "message 1 is an assistant turn without text"),
     (chat(IMAGE, images=[{"path": 12}]), "bad image", "image path 12 is not a file"),
     (chat(VIDEO, videos=[{"frames": [image(64, 64), image(64, 48)], "fps": 2.0}]), "bad video",
      "video frame 1 is 64x48 pixels but frame 0 is 64x64"),
@@ -186,6 +190,15 @@ def test_malformed_samples_are_value_errors_with_a_reason(tokenizer, sample, rea
 def test_a_prompt_needs_no_assistant_turn(tokenizer):
     prompt = Processor(tokenizer)(with_fields(messages=[{"role": "user", "content": "Q?"}]), prompt_only=True)
     assert tokenizer.decode(prompt["input_ids"][-3:].tolist()) == "<|im_start|>assistant\n"
+
+
+def test_a_prompts_earlier_answers_are_context_not_targets(tokenizer):
+    turns = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A"}, {"role": "user", "content": "Q2?"}]
+    full = Processor(tokenizer)(with_fields(messages=turns + [{"role": "assistant", "content": "B"}]))
+    prompt = Processor(tokenizer)(with_fields(messages=turns), prompt_only=True)
+    assert torch.equal(prompt["input_ids"], full["input_ids"][:prompt["input_ids"].numel()])
+    assert (prompt["labels"] == IGNORE_INDEX).all()
+    assert tokenizer.decode(full["input_ids"][full["labels"] != IGNORE_INDEX].tolist()) == "A<|im_end|>B<|im_end|>"
 
 
 def test_bad_config_raises(tokenizer):

@@ -15,7 +15,7 @@ Sources: a hub name (e.g. "HuggingFaceM4/the_cauldron" with config_name="vqav2")
 parquet/jsonl/json file, or a folder of them, or an imagefolder (images + metadata.jsonl).
 
 Bad records policy (one rule everywhere): a record whose image is missing or does not decode,
-or whose conversation is empty, malformed or does not end with an answer, is skipped and
+or whose line or conversation is empty, malformed or does not end with an answer, is skipped and
 counted, and so is one that the transform (the processor: a text longer than the context, a
 special token in the text, an aspect ratio above 200...) rejects with a ``ValueError``, so every
 record is validated where it is read. At the end of each pass over the data one warning (the
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ IMAGE_PLACEHOLDER = "<image>"
 LLAVA_ROLES = {"human": "user", "gpt": "assistant"}
 PROBE_RECORDS = 100  # records RealDataset.probe reads before training
 READ_BATCH = 64  # records read from the source at a time (Arrow batches are faster to read than single rows)
+JSON_LINE = "json_line"  # the one column of a local .jsonl source: each line's text, parsed per record
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,12 @@ def open_source(source: str, split: str = "train", config_name: str | None = Non
     if not (parquet or json_files or path.is_dir()):
         raise ValueError(f"{source}: expected a .parquet, .jsonl or .json file, or a folder of them / of images")
     data_files = parquet or json_files
-    if data_files and all(Path(f).stat().st_size == 0 for f in data_files):
+    if data_files and all(blank(Path(f)) for f in data_files):
         raise ValueError(f"{source}: the data files are empty (no records); point data.real.source at the data.")
+    if data_files and all(f.endswith(".jsonl") for f in data_files):
+        # Not datasets' json reader: it parses a block of lines at once, so one bad line deep in a
+        # file stops the read mid-epoch. Each line is kept as text and parsed as its own record.
+        return datasets.IterableDataset.from_generator(json_lines, gen_kwargs={"files": data_files})
     try:
         if data_files:
             kind = "parquet" if parquet else "json"
@@ -88,6 +94,32 @@ def open_source(source: str, split: str = "train", config_name: str | None = Non
     except Exception as error:  # datasets reports unreadable files as ValueError, ArrowInvalid, StopIteration...
         raise ValueError(f"{source}: cannot be read as a dataset ({type(error).__name__}: {error}); check that "
                          "every file holds valid records in one format.") from None
+
+
+def blank(file: Path) -> bool:
+    """Whether a data file holds nothing but whitespace (read only when small)."""
+    size = file.stat().st_size
+    return size == 0 or (size < 4096 and not file.read_bytes().strip())
+
+
+def json_lines(files: list[str]) -> Iterator[dict[str, str]]:
+    """Every non-blank line of the JSON-lines ``files``, unparsed (:func:`parse_json_line` reads it)."""
+    for file in files:
+        with open(file, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if line.strip():
+                    yield {JSON_LINE: line}
+
+
+def parse_json_line(line: str) -> dict:
+    """One JSON-lines record; raises BadRecord when the line is not a JSON object."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise BadRecord("bad json", f"{error}: {line[:80]!r}") from None
+    if not isinstance(record, dict):
+        raise BadRecord("bad json", f"a {type(record).__name__}, not an object: {line[:80]!r}")
+    return record
 
 
 def detect_layout(columns: list[str]) -> str:
@@ -124,8 +156,8 @@ def open_image(file: io.BytesIO | Path) -> Image.Image:
     try:
         with Image.open(file) as image:
             return image.convert("RGB")  # convert forces the full decode, so truncation shows up here
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise BadRecord("corrupt image") from error
+    except Exception as error:  # Pillow's decoders raise OSError, SyntaxError, ValueError...: all mean corrupt
+        raise BadRecord("corrupt image", f"{type(error).__name__}: {error}") from error
 
 
 def cauldron_turns(record: dict) -> tuple[list, list[tuple[str, str]]]:
@@ -280,6 +312,12 @@ class RealDataset(torch.utils.data.IterableDataset):
         """This shard's records in order, each as its (transformed) sample or the BadRecord rejecting it."""
         layout = self.layout
         for row, record in self.records_of_shard():
+            if JSON_LINE in record:
+                try:
+                    record = parse_json_line(record[JSON_LINE])
+                except BadRecord as bad:
+                    yield BadRecord(bad.reason, f"{self.name}/{row}: {bad.detail}")
+                    continue
             if layout == "auto":
                 layout = detect_layout(list(record))
             try:
@@ -289,7 +327,9 @@ class RealDataset(torch.utils.data.IterableDataset):
                 yield bad
             except ValueError as error:  # the transform rejects the sample (the processor's SampleError)
                 yield BadRecord(getattr(error, "reason", "rejected by the processor"), str(error))
-            except (KeyError, TypeError, AttributeError, IndexError) as error:  # fields of unexpected types
+            except Exception as error:  # fields of unexpected types, anything else a record can break:
+                # still one bad record (a systematic fault shows in the counts, and past
+                # max_bad_fraction stops the run with the first record's error as its example).
                 yield BadRecord("malformed record", f"{self.name}/{row}: {error!r}")
 
     def __iter__(self) -> Iterator:

@@ -29,8 +29,11 @@ def _decode(data: bytes | bytearray) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data))
         image.load()  # Decode now: a truncated file fails here, not later in a worker.
-    except (OSError, Image.DecompressionBombError) as error:
-        raise ValueError(f"image data could not be decoded ({error}); the file is corrupt or not an image.") from None
+    # Pillow reports corrupt bytes in many ways (OSError, SyntaxError for a broken PNG chunk,
+    # ValueError, struct.error, EOFError...): whatever it raises while decoding, the data is bad.
+    except Exception as error:
+        raise ValueError(f"image data could not be decoded ({type(error).__name__}: {error}); the file is corrupt "
+                         "or not an image.") from None
     return image
 
 

@@ -165,7 +165,10 @@ def render_chat(
     newline = tokenizer.encode("\n")
     for turn, message in enumerate(messages):
         role = message["role"]
-        answer = role == "assistant"
+        answer = role == "assistant" and not prompt_only  # a prompt's earlier answers are context, not targets
+        if role == "assistant" and not any(p.get("type") == "text" and p["text"].strip() for p in _parts(message)):
+            raise ValueError(f"message {turn} is an assistant turn without text, so its answer would be only the "
+                             "end of the turn; give the answer's text (or drop the turn).")
         if turn:
             builder.text(newline)
         builder.text([im_start] + tokenizer.encode(f"{role}\n"))
