@@ -3,8 +3,8 @@
     python tests/sigkill_driver.py RUN_DIR PAUSE [OVERRIDES...]
 
 ``PAUSE`` is ``step:<k>`` (right after optimizer step ``k`` and the saves due before it),
-``save:<k>`` (half-way through writing the first checkpoint file of step ``k``: half its bytes
-are in the ``.partial`` file) or ``none``. There the driver prints ``PAUSED`` and blocks reading
+``save:<k>`` (half-way through writing ``last.ckpt`` at step ``k``: half its bytes are in
+``last.ckpt.partial``) or ``none``. There the driver prints ``PAUSED`` and blocks reading
 stdin, so the kill lands exactly at that point, with no timing involved.
 """
 
@@ -36,7 +36,7 @@ def main() -> None:
         buffer = io.BytesIO()
         real_save(checkpoint, buffer, *args, **kwargs)
         data = buffer.getvalue()
-        if when == f"save:{checkpoint['global_step']}":
+        if when == f"save:{checkpoint['global_step']}" and handle.name.endswith("last.ckpt.partial"):
             handle.write(data[: len(data) // 2])
             handle.flush()
             pause()

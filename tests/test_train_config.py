@@ -30,6 +30,7 @@ BAD_VALUES = {
     "eval_every 0": (["eval_every=0"], r"eval_every must be an integer >= 1, got 0; e.g. eval_every=1"),
     "steps text": (["steps=many"], r"steps must be an integer >= 1, got 'many'"),
     "checkpoint_every": (["checkpoint_every=-5"], r"checkpoint_every must be an integer >= 1"),
+    "log_every_n_steps": (["trainer.log_every_n_steps=0"], r"trainer.log_every_n_steps must be an integer >= 1"),
     "lr text": (["optim.lr=fast"], r"optim.lr must be a finite number in \(0.0, inf\), got 'fast'; e.g. optim.lr=0.001"),
     "lr negative": (["optim.lr=-1e-3"], r"optim.lr must be a finite number"),
     "betas": (["optim.betas=[0.9]"], r"optim.betas must be two numbers in \[0, 1\)"),

@@ -23,6 +23,7 @@ INTEGERS = {
     "data.batch_size": 1, "data.num_workers": 0, "data.min_pixels": 1, "data.max_pixels": 1,
     "data.val_per_task": 1, "data.final_eval_per_task": 1, "data.eval_batch_size": 1, "data.max_new_tokens": 1,
     "logging.progress_every": 1,
+    "trainer.log_every_n_steps": 1,  # also the interval of the loss guard's one read (minivlm/train/module.py)
 }
 REAL_DATA_INTEGERS = {"data.real.holdout": 0}
 SWITCHES = ("compile", "overwrite", "resume.weights_only")  # true or false
