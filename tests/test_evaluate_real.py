@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 
 import datasets
 import pytest
@@ -109,6 +110,9 @@ def test_a_run_with_a_held_out_slice_is_scored_on_it_and_on_a_file(vqa_file, tmp
         assert answer["vqa"] == vqa_accuracy(answer["prediction"], references)
     with pytest.raises(SystemExit, match="unknown split 'tset'"):
         main([str(run_dir), "--splits", "tset"])
+    export = shutil.copytree(run_dir / "export", tmp_path / "elsewhere")  # carries the source and its held-out slice
+    (exported,) = evaluate_path(export, Settings(splits=("real",), num_workers=0))
+    assert exported["scores"]["real"] == {"colours.parquet": scored["scores"]["real"]["colours.parquet"]}
 
 
 def test_a_run_without_a_held_out_slice_says_how_to_get_one(vqa_file, tmp_path):

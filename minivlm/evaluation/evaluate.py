@@ -107,6 +107,8 @@ def use_export_settings(cfg: DictConfig, files: ExportFolder) -> None:
     if files.evaluation.is_file():
         evaluated = read_json(files.evaluation)
         data.mix, data.task, data.curriculum = evaluated["mix"], evaluated["task"], []
+        if evaluated.get("real"):  # a real-data run: its source and held-out slice (evaluate.py --splits real)
+            data.real = evaluated["real"]
         data.final_eval_per_task, data.eval_batch_size = evaluated["per_task"], evaluated["eval_batch_size"]
     if files.generation.is_file():
         data.max_new_tokens = read_json(files.generation)["max_new_tokens"]

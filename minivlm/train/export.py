@@ -36,6 +36,7 @@ def evaluated_distribution(cfg: DictConfig, val_tasks: Sequence[str]) -> dict[st
     data = cfg.data
     return {"mix": OmegaConf.to_container(data.mix) if isinstance(data.mix, DictConfig) else data.mix,
             "task": OmegaConf.to_container(data.task, resolve=True) if data.get("task") else None,
+            "real": OmegaConf.to_container(data.real, resolve=True) if data.get("real") else None,
             "val_tasks": list(val_tasks), "per_task": data.final_eval_per_task, "eval_batch_size": data.eval_batch_size}
 
 
