@@ -10,15 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minivlm.data.tasks.clips import (
-    clip_scene,
-    draw_groups,
-    group,
-    indices_of,
-    random_corner,
-    render_clip,
-    timestamps_of,
-)
+from minivlm.data.tasks.clips import clip_scene, draw_groups, group, indices_of, random_corner, render_clip, timestamps_of
 from minivlm.data.tasks.config import TaskConfig
 from minivlm.data.tasks.core import Problem, Task
 from minivlm.data.tasks.scene import COLOR_NAMES, pick, randint

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from minivlm.data.tasks.config import TaskConfig
-from minivlm.data.tasks.scene import COLORS, randint
+from minivlm.data.tasks.scene import COLOR_NAMES, COLORS, randint
 from minivlm.data.tasks.video import TEMPORAL_PATCH, draw_frame_count, group_timestamps, timestamp_text
 
 BLANK = "black"  # the backdrop of a group that shows nothing
@@ -57,6 +57,17 @@ def indices_of(count: int) -> list[str]:
 
 def random_corner(rng: np.random.Generator) -> str:
     return CORNERS[randint(rng, 0, len(CORNERS) - 1)]
+
+
+def two_events(rng: np.random.Generator, config: TaskConfig) -> tuple[list[dict], int, int, str, str]:
+    """A blank clip with two squares of different colours: ``(groups, early, late, first, second)``,
+    the ``first`` colour at group ``early`` and the ``second`` at the later group ``late``."""
+    count = draw_groups(rng, config)
+    early, late = sorted(int(g) for g in rng.permutation(count)[:2])
+    first, second = (COLOR_NAMES[int(i)] for i in rng.permutation(len(COLOR_NAMES))[:2])
+    groups = [group() for _ in range(count)]
+    groups[early], groups[late] = group(first, random_corner(rng)), group(second, random_corner(rng))
+    return groups, early, late, first, second
 
 
 def clip_scene(groups: list[dict], config: TaskConfig) -> dict:
