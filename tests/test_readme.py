@@ -61,3 +61,16 @@ def test_the_recipe_table_is_the_default_run(setting):
         default = compose("train")  # exactly `python train.py`
     expected = OmegaConf.create(f"value: {value}")  # the setting as YAML, as Hydra reads an override
     assert OmegaConf.create({"value": OmegaConf.select(default, key)}) == expected
+
+
+def test_every_relative_link_in_the_project_markdown_resolves():
+    documents = [REPO / "README.md", REPO / "data" / "README.md", REPO / "minivlm" / "SPEC.md",
+                 *(REPO / "results").rglob("*.md")]
+    broken = []
+    for document in documents:
+        for target in re.findall(r"\]\(([^)\s]+)\)", document.read_text()):
+            if re.match(r"[a-z]+://|#|mailto:", target):
+                continue
+            if not (document.parent / target.split("#")[0]).exists():
+                broken.append(f"{document.relative_to(REPO)}: {target}")
+    assert not broken
