@@ -10,10 +10,12 @@ It measures, on the device and threads it runs with:
 - the data: making one batch (processing and collation, what each DataLoader worker does), which
   on a machine of few cores competes with the step for the same cores;
 - Lightning: a short ``train()`` of the default config, whose time per step beyond the bare
-  step is the loop, logging, callbacks and the wait for data.
+  step is the loop, logging, callbacks and the wait for data, and whose own FLOP rate (the
+  model FLOPs it logs, ``train/flops_per_sec``) is the default run's MFU.
 
 Each is set beside the fp32 (or bf16) matmul peak measured by :func:`minivlm.bench.peak_flops`,
-so the step's MFU and what keeps it from the peak are printed together.
+so the step's MFU and what keeps it from the peak are printed together. The batch is the
+default run's: grounding samples through the processor at the default config's pixel limits.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from time import perf_counter
 
 import torch
+from omegaconf import DictConfig
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -60,10 +63,22 @@ def labelled(owner: object, name: str, label: str) -> Callable[[], None]:
     return lambda: setattr(owner, name, original)
 
 
+def default_config(*overrides: str) -> DictConfig:
+    """``python train.py``'s config, with ``overrides``."""
+    from hydra import compose, initialize_config_dir
+
+    from minivlm.train.config_store import register_configs
+
+    register_configs()  # the model/ and rope/ schemas the configs start from
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
 def default_batch(config: ModelConfig, tokenizer: BPETokenizer, batch_size: int) -> tuple[Callable, dict]:
     """The default run's batch maker (its processor and collator on grounding samples) and one batch."""
+    data = default_config().data
     processor = Processor(tokenizer, patch_size=config.patch_size, merge=config.spatial_merge,
-                          max_seq_len=config.max_seq_len)
+                          max_seq_len=config.max_seq_len, min_pixels=data.min_pixels, max_pixels=data.max_pixels)
     collator = Collator(config.rope_schedule(), tokenizer.pad_id, config.max_seq_len)
 
     def make(first: int) -> dict:
@@ -107,23 +122,22 @@ def step_buckets(step: Callable[[], None], repeats: int) -> dict[str, float]:
     return buckets
 
 
-def lightning_step_seconds(steps: int) -> float:
-    """Seconds per step of ``train()`` on the default config (training time: validation left out)."""
-    from hydra import compose, initialize_config_dir
-
-    from minivlm.train.config_store import register_configs
+def lightning_run(steps: int) -> tuple[float, float]:
+    """Seconds per step and model FLOP/s of ``train()`` on the default config (training only:
+    validation left out), as the run logs them over its last ``steps // 2`` steps (the first half
+    warms up: allocator, kernels, DataLoader workers)."""
     from minivlm.train.run import train
 
-    register_configs()  # the model/ and rope/ schemas the configs start from
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"steps={steps}", f"eval_every={steps}", "trainer.enable_progress_bar=false",
-                                          f"trainer.log_every_n_steps={steps}", "data.val_per_task=1",
-                                          "data.final_eval_per_task=1", "name=profile"])
+    half = max(1, steps // 2)
+    cfg = default_config(f"steps={steps}", f"eval_every={steps}", "trainer.enable_progress_bar=false",
+                         f"trainer.log_every_n_steps={half}", "data.val_per_task=1", "data.final_eval_per_task=1",
+                         "name=profile")
     with tempfile.TemporaryDirectory() as folder:
         train(cfg, folder)
         with open(RunFolder(folder).logs / "version_0" / "metrics.csv") as file:
-            times = [float(row["train/time"]) for row in csv.DictReader(file) if row.get("train/time")]
-    return times[-1] / steps
+            first, last = [row for row in csv.DictReader(file) if row.get("train/flops_per_sec")][-2:]
+    seconds = (float(last["train/time"]) - float(first["train/time"])) / (int(last["step"]) - int(first["step"]))
+    return seconds, float(last["train/flops_per_sec"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
     parser.add_argument("--batch-size", type=int, default=16, help="samples per step (the default run's data.batch_size)")
     parser.add_argument("--repeats", type=int, default=5, help="profiled steps")
-    parser.add_argument("--lightning-steps", type=int, default=30, help="steps of the Lightning run (0: skip it)")
+    parser.add_argument("--lightning-steps", type=int, default=40, help="steps of the Lightning run (0: skip it)")
     args = parser.parse_args(argv)
     tokenizer = BPETokenizer.load(TOKENIZER_DIR)
     config = ModelConfig(size=args.size, vocab_size=tokenizer.vocab_size)
@@ -153,9 +167,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {name:<22} {1e3 * share * seconds:8.1f} ms  {100 * share:5.1f} %")
     print(f"data: one batch made in {1e3 * data:.1f} ms (processing + collation, in a DataLoader worker)")
     if args.lightning_steps:
-        lightning = lightning_step_seconds(args.lightning_steps)
-        print(f"Lightning: {1e3 * lightning:.1f} ms per step of train() (default config), "
-              f"{1e3 * (lightning - seconds):+.1f} ms beside the bare step")
+        lightning, rate = lightning_run(args.lightning_steps)
+        print(f"Lightning: {1e3 * lightning:.1f} ms per step of train() (default config, its own batches), "
+              f"{rate / 1e9:.1f} GFLOP/s of model FLOPs: {100 * rate / peak:.1f} % of the matmul peak")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,10 @@ def _flex(device: torch.device):
     if device.type != "cuda":
         return flex_attention  # CPU: eager (tests), unfused but exact
     if _compiled_flex is None:
-        _compiled_flex = torch.compile(flex_attention, dynamic=False)
+        # Automatic dynamic shapes (compile's default), not dynamic=False: batches are padded to their
+        # longest row, so lengths vary, and a static kernel per length would hit the recompile limit
+        # after a few batches and fall back to eager flex (the unfused path).
+        _compiled_flex = torch.compile(flex_attention)
     return _compiled_flex
 
 
