@@ -42,6 +42,7 @@ def test_sweep_names_every_job_uniquely(experiment):
     assert len(names) == len(EXPERIMENTS[experiment]) * 2 * 3  # one run folder per (rope, vit_rope, seed)
 
 
+@pytest.mark.slow  # composes every job of the sweep
 def test_the_temporal_sweep_names_every_job_and_the_timestamps_sweep_narrows_it():
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
         base = compose("train", overrides=["experiment=ablation_temporal"], return_hydra_config=True)
@@ -59,6 +60,7 @@ def test_the_temporal_sweep_names_every_job_and_the_timestamps_sweep_narrows_it(
     assert len(names) == 2 * 5 * 3  # one folder per (layout, rope, seed): both sweeps share the sweep folder
 
 
+@pytest.mark.slow  # composes every job of the sweep
 def test_the_bias_sweep_names_every_job_and_the_question_first_sweep_narrows_it():
     ropes = ["rope1d", "mrope", "mrope_interleaved", "circle", "circle_alternate", "circle_lower", "circle_upper"]
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
