@@ -8,13 +8,14 @@ import warnings
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from torch.utils.flop_counter import FlopCounterMode
 from train_helpers import compose_config, logged, metric_rows, single_thread  # noqa: F401 (autouse fixture)
 
 from minivlm.data.tasks import MIXES
 from minivlm.train.flops import forward_flops, training_flops
 from minivlm.train.optim import warmup_cosine
-from minivlm.train.run import build_run, train
+from minivlm.train.run import build_run, build_trainer, train
 
 
 @pytest.mark.slow
@@ -44,6 +45,12 @@ def test_csv_log_has_loss_lr_accuracy_tokens_and_flops(tmp_path, tokenizer):
 
 
 @pytest.mark.slow
+def test_the_progress_bar_counts_steps_whether_or_not_rich_is_installed(tmp_path):
+    cfg = compose_config("trainer.enable_progress_bar=true")
+    bar = build_trainer(cfg, build_run(cfg, tmp_path)).progress_bar_callback
+    assert type(bar) is TQDMProgressBar  # Lightning's rich default would print "Epoch 0/-2"
+
+
 def test_progress_lines_on_the_console_and_in_train_log_when_the_bar_is_off(tmp_path, capsys):
     # compose_config turns the progress bar off, as sweeps do.
     train(compose_config("steps=4", "eval_every=2", "logging.progress_every=2", "trainer.log_every_n_steps=1"), tmp_path)

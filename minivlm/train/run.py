@@ -22,6 +22,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.strategies import FSDPStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_only
@@ -137,7 +138,11 @@ def build_trainer(cfg: DictConfig, run: Run) -> L.Trainer:
     # (minivlm/train/throughput.py): Lightning's ThroughputMonitor waits for the GPU after every batch.
     # Best first: Lightning runs checkpoint callbacks last, in their order, so last.ckpt holds the best so far.
     callbacks = [best_checkpoint(run.folder.checkpoints), LastCheckpoint(run.folder.last_checkpoint, cfg.checkpoint_every)]
-    if not cfg.trainer.enable_progress_bar:  # the bar shows loss and accuracy itself
+    if cfg.trainer.enable_progress_bar:  # the bar shows loss and accuracy itself
+        # Chosen, not left to Lightning: with `rich` installed its default bar counts epochs, and a
+        # run bounded by steps has none to count ("Epoch 0/-2").
+        callbacks.append(TQDMProgressBar())
+    else:
         callbacks.append(ProgressLines(cfg.logging.progress_every))
     return instantiate(cfg.trainer, strategy=build_strategy(cfg), callbacks=callbacks,
                        plugins=[AtomicCheckpointIO()], logger=build_loggers(cfg, run.folder),
