@@ -18,10 +18,9 @@ FORMS = ("count",)
 
 def pose(rng: np.random.Generator, config: TaskConfig, form: str) -> Problem:
     groups, early, late, first, second = two_events(rng, config)
-    count = len(groups)
     question = f"How many groups lie between the {first} square and the {second} square?"
     return Problem(clip_scene(groups, config), {"form": form, "groups": [early, late]}, question,
-                   str(late - early - 1), tuple(str(n) for n in range(count - 1)))
+                   str(late - early - 1), tuple(str(n) for n in range(len(groups) - 1)))
 
 
 TASK = Task(name="clip_gap", media="video", forms=FORMS, pose=pose, render=render_clip)
