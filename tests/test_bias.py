@@ -4,6 +4,7 @@ reproduce the model's own attention, a known positional preference recovered, sp
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -231,3 +232,13 @@ def test_a_run_is_measured_once_resumed_and_reported(tmp_path, monkeypatch):
     assert "| mrope_interleaved | 1 |" in (tmp_path / "report" / "bias.md").read_text()
     with pytest.raises(SystemExit, match="must be >= 1"):
         bias.main([str(folder), "--answers", "0"])
+
+    # Kept measurements report the run after its folder is gone, and equal the report made from the folder.
+    kept = tmp_path / "kept"
+    bias.main([str(folder), "--answers", "6", "--attention", "3", "--keep", str(kept), "--report", str(tmp_path / "a")])
+    shutil.rmtree(folder)
+    bias.main(["--keep", str(kept), "--report", str(tmp_path / "b")])
+    assert [p.name for p in kept.iterdir()] == ["grounding.json.gz"]
+    assert (tmp_path / "a" / "bias.csv").read_text() == (tmp_path / "b" / "bias.csv").read_text()
+    with pytest.raises(SystemExit, match="or --keep"):
+        bias.main([])

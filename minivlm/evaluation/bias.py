@@ -18,16 +18,20 @@ distribution (``data.task``: image size, ``question_first``...):
 
     python -m minivlm.evaluation.bias outputs/<run>                       # one run
     python -m minivlm.evaluation.bias outputs/ablation_bias --report results/ablation_bias
+    python -m minivlm.evaluation.bias --keep results/ablation_bias/runs --report results/ablation_bias
 
 Answers come from the scoring loop of every other evaluation
 (:func:`minivlm.scoring.answer_prompts`). Each part is written to the run's ``bias.json``
 (``RunFolder.bias``) as soon as it is measured, and reused when the weights and prompt counts
-are the same, so an interrupted sweep resumes where it stopped.
+are the same, so an interrupted sweep resumes where it stopped. ``--keep`` also copies each run's
+measurements into a folder of its own (``<run>.json.gz``) and reports every run kept there, so a sweep's
+report can be rebuilt, and grown run by run, after its run folders are gone.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shlex
 import sys
@@ -50,7 +54,7 @@ from minivlm.evaluation.targets import Target, find_targets
 from minivlm.model import VLM
 from minivlm.processing.resize import smart_resize
 from minivlm.rope import Segment, TextSegment, VisionSegment, position_ids, ptd, vision_mask
-from minivlm.run_folder import read_json, write_atomically
+from minivlm.run_folder import atomic_file, read_json, write_atomically
 from minivlm.scoring import answer_prompts, normalise
 from minivlm.train.datamodule import GeneratedSet
 from minivlm.train.run import Run, build_run
@@ -224,19 +228,38 @@ def measure_run(target: Target, probe: Probe, device: str = "cpu") -> dict[str, 
             "tasks": result["tasks"]}
 
 
+def keep(results: list[dict[str, Any]], folder: Path) -> None:
+    """Write each measured run to ``folder/<run>.json.gz`` (replacing an earlier measurement of it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for result in results:
+        with atomic_file(folder / f"{result['run']}.json.gz") as handle:
+            handle.write(gzip.compress(json.dumps(result).encode(), mtime=0))
+
+
+def kept(folder: Path) -> list[dict[str, Any]]:
+    """Every run kept in ``folder`` by :func:`keep`, in name order."""
+    return [json.loads(gzip.decompress(path.read_bytes())) for path in sorted(folder.glob("*.json.gz"))]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path, help="a run folder or a sweep folder")
+    parser.add_argument("path", type=Path, nargs="?", help="a run folder or a sweep folder (none: only report the "
+                        "runs --keep holds)")
     parser.add_argument("--answers", type=int, default=Probe.answers, help="prompts answered per task")
     parser.add_argument("--attention", type=int, default=Probe.attention, help="prompts per attention map")
     parser.add_argument("--weights", default="last", help="last | best | export")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
     parser.add_argument("--report", type=Path, default=None, help="then write tables and figures to this folder")
+    parser.add_argument("--keep", type=Path, default=None, help="keep every measured run in this folder and report "
+                        "all the runs it holds")
     args = parser.parse_args(argv)
     if args.answers < 1 or args.attention < 1:
         raise SystemExit(f"error: --answers and --attention must be >= 1, got {args.answers} and {args.attention}")
+    if args.path is None and args.keep is None:
+        raise SystemExit("error: pass a run or sweep folder to measure, or --keep <folder> to report the runs kept there")
+    results = []
     try:
-        targets = find_targets(args.path, args.weights)
+        targets = find_targets(args.path, args.weights) if args.path is not None else []
         unfinished = [t for t in targets if t.weights.suffix == ".ckpt" and t.folder.load_final_eval() is None]
         for target in unfinished:  # a sweep in progress: its checkpoint is of some middle step
             print(f"skipped: {target.folder.root} has not finished training")
@@ -244,6 +267,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                    for t in targets if t not in unfinished]
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
+    if args.keep is not None:
+        keep(results, args.keep)
+        results = kept(args.keep)
+        print(f"{len(results)} runs kept in {args.keep}")
     if args.report is not None:
         from minivlm.evaluation.bias_report import write_report  # matplotlib only when asked for
 
