@@ -111,14 +111,14 @@ def json_lines(files: list[str]) -> Iterator[dict[str, str]]:
                     yield {JSON_LINE: line}
 
 
-def parse_json_line(line: str) -> dict:
-    """One JSON-lines record; raises BadRecord when the line is not a JSON object."""
+def parse_json_line(line: str, where: str) -> dict:
+    """One JSON-lines record; raises BadRecord, naming ``where`` (dataset/row), when it is not a JSON object."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
-        raise BadRecord("bad json", f"{error}: {line[:80]!r}") from None
+        raise BadRecord("bad json", f"{where}: {error}: {line[:80]!r}") from None
     if not isinstance(record, dict):
-        raise BadRecord("bad json", f"a {type(record).__name__}, not an object: {line[:80]!r}")
+        raise BadRecord("bad json", f"{where}: a {type(record).__name__}, not an object: {line[:80]!r}")
     return record
 
 
@@ -314,9 +314,9 @@ class RealDataset(torch.utils.data.IterableDataset):
         for row, record in self.records_of_shard():
             if JSON_LINE in record:
                 try:
-                    record = parse_json_line(record[JSON_LINE])
+                    record = parse_json_line(record[JSON_LINE], f"{self.name}/{row}")
                 except BadRecord as bad:
-                    yield BadRecord(bad.reason, f"{self.name}/{row}: {bad.detail}")
+                    yield bad
                     continue
             if layout == "auto":
                 layout = detect_layout(list(record))
