@@ -65,13 +65,9 @@ def labelled(owner: object, name: str, label: str) -> Callable[[], None]:
 
 def default_config(*overrides: str) -> DictConfig:
     """``python train.py``'s config, with ``overrides``."""
-    from hydra import compose, initialize_config_dir
+    from minivlm.train.config_store import compose_train
 
-    from minivlm.train.config_store import register_configs
-
-    register_configs()  # the model/ and rope/ schemas the configs start from
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+    return compose_train(*overrides)
 
 
 def default_batch(config: ModelConfig, tokenizer: BPETokenizer, batch_size: int) -> tuple[Callable, dict]:

@@ -36,7 +36,6 @@ from typing import Any, NamedTuple
 
 import pyarrow.parquet as pq
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from minivlm.data.tasks import get_task, pose_problem
@@ -46,10 +45,10 @@ from minivlm.evaluation.targets import Target, find_targets
 from minivlm.evaluation.tolerance import judge
 from minivlm.evaluation.vqa import ALL_METRICS
 from minivlm.model import VLM, RopeConfig
-from minivlm.resources import CONFIG_DIR, SYNTHETIC_DIR
+from minivlm.resources import SYNTHETIC_DIR
 from minivlm.run_folder import EXPORT_CONFIG, WEIGHT_CHOICES, ExportFolder, read_json, write_atomically
 from minivlm.scoring import answer_prompts
-from minivlm.train.config_store import NOT_IN_MODEL_GROUP, register_configs
+from minivlm.train.config_store import NOT_IN_MODEL_GROUP, compose_train
 from minivlm.train.export import read_checkpoint
 from minivlm.train.run import Run, build_run
 
@@ -119,9 +118,7 @@ def load_config(target: Target, settings: Settings) -> DictConfig:
     if target.config is not None:
         cfg = OmegaConf.load(target.config)
     else:  # weights outside a run: the shipped defaults, the model from the weights, an export's own settings
-        register_configs()
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("train")
+        cfg = compose_train()
         OmegaConf.set_struct(cfg, False)
         model = saved_model_fields(target.weights)
         cfg.rope = model["rope"]

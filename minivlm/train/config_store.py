@@ -7,7 +7,7 @@ field exists with its dataclass default (and can be overridden on the command li
 changes. Python and the command line therefore build the same model: ``ModelConfig(size="tiny")``
 is what ``python train.py`` trains.
 
-Call :func:`register_configs` before Hydra composes (``train.py`` and every ``compose`` do); it
+Call :func:`register_configs` before Hydra composes (``train.py`` and :func:`compose_train` do); it
 also registers the resolver of ``python train.py --help`` (:mod:`minivlm.train.help`).
 """
 
@@ -16,9 +16,12 @@ from __future__ import annotations
 from dataclasses import MISSING, fields
 from typing import Any
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
 
 from minivlm.model import ModelConfig, RopeConfig
+from minivlm.resources import CONFIG_DIR
 from minivlm.rope import RopeScaling
 from minivlm.rope.positions import DESIGN_DEFAULTS
 from minivlm.train.help import register_help
@@ -52,3 +55,10 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(group="model", name="schema", node=dataclass_defaults(ModelConfig, NOT_IN_MODEL_GROUP))
     store.store(group="rope", name="schema", node=rope_schema())
+
+
+def compose_train(*overrides: str) -> DictConfig:
+    """``python train.py``'s config with ``overrides``, composed outside a Hydra app (no run folder)."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
