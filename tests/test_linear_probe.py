@@ -40,6 +40,10 @@ def test_a_cell_feature_is_the_mean_of_the_tokens_whose_centres_lie_in_it(tmp_pa
     torch.testing.assert_close(features[0, 4], tokens[1:3, 1:3].mean(dim=(0, 1)))  # the middle cell: 2x2 tokens
     torch.testing.assert_close(features[0, 0], tokens[0, 0])
     torch.testing.assert_close(features[0, 5], tokens[1:3, 3].mean(dim=0))  # row 1, column 2
+    vit = cell_features(run.module.model.eval(), run, samples, "vit")
+    windows = patches[:64].view(4, 4, 4, -1).mean(dim=2)  # each merged token's 2x2 patches, consecutive
+    assert vit.shape == (2, 9, run.model_config.vit_dim)
+    torch.testing.assert_close(vit[0, 4], windows[1:3, 1:3].mean(dim=(0, 1)))
 
 
 def test_the_probe_recovers_a_linear_fact_and_not_a_random_one():

@@ -9,7 +9,8 @@ an attention layer can read.
 The facts are those every scene task asks about, read from the scene itself (not from a task's
 question): for each cell of the task grid, whether an object sits there, and if one does, its
 colour and its shape; and the number of objects in the scene. The features are the merged vision
-tokens the LM receives (``VLM.vision`` then the merger), grouped by the grid cell under each
+tokens the LM receives (``VLM.vision`` then the merger; ``--features vit``: the ViT's output before
+the merger, each merge window's patches averaged, to tell which of the two loses a fact), grouped by the grid cell under each
 token's centre and averaged, so a cell's facts are read from that cell's tokens (where
 ``attribute_at`` and ``count``'s rows and columns need them) and the count from all cells
 side by side. Each fact gets an L2-regularised multinomial logistic regression (full-batch L-BFGS;
@@ -20,7 +21,7 @@ majority class, and the same probe on the model at initialisation (the run's see
 features already separate much (what training added is the difference).
 
     python -m minivlm.evaluation.linear_probe outputs/<run>                    # the run's last weights
-    python -m minivlm.evaluation.linear_probe outputs/<run> --scenes 4000 --weights best
+    python -m minivlm.evaluation.linear_probe outputs/<run> --scenes 4000 --weights best --features vit
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from minivlm.evaluation.targets import find_targets
 from minivlm.model import VLM
 from minivlm.train.run import Run, build_run
 
+FEATURES = ("merged", "vit")  # the LM's image tokens, or the ViT's output before the merger
 STRENGTHS = (1e-1, 1e-2, 1e-3, 1e-4)  # L2 strengths tried, strongest first (on standardised features)
 
 
@@ -80,8 +82,10 @@ def scene_facts(samples: list[dict]) -> Facts:
 
 
 @torch.no_grad()
-def cell_features(model: VLM, run: Run, samples: list[dict], batch_size: int = 64) -> torch.Tensor:
-    """``(scenes, cells, lm_dim)``: each grid cell's mean merged vision token (tokens by their centre's cell)."""
+def cell_features(model: VLM, run: Run, samples: list[dict], features: str = "merged",
+                  batch_size: int = 64) -> torch.Tensor:
+    """``(scenes, cells, dim)``: each grid cell's mean image token (tokens by their centre's cell); ``features``
+    "vit" takes the ViT's patches before the merger, each merge window averaged (the windows are consecutive)."""
     grid, merge = samples[0]["meta"]["scene"]["grid"], run.model_config.spatial_merge
     out = []
     for start in range(0, len(samples), batch_size):
@@ -89,7 +93,9 @@ def cell_features(model: VLM, run: Run, samples: list[dict], batch_size: int = 6
         batch = run.datamodule.prompt_collator(encoded)
         patches, _ = model.vision(batch["pixel_values"], batch["vision_grid"], batch["patch_positions"],
                                   batch.get("vision_frames"), batch.get("longest_frame"))
-        merged = model.merger(patches).float()
+        window = merge * merge
+        merged = (model.merger(patches) if features == "merged" else patches.view(-1, window, patches.shape[-1]).mean(1))
+        merged = merged.float()
         shapes = (batch["vision_grid"][:, 1:] // merge).tolist()
         for tokens, (rows, cols) in zip(merged.split([r * c for r, c in shapes]), shapes, strict=True):
             # A token's centre (i + 0.5) / rows of the way down the image lies in grid row floor(that * grid).
@@ -162,7 +168,8 @@ def fact_probes(train: tuple[torch.Tensor, Facts], test: tuple[torch.Tensor, Fac
     return summary
 
 
-def probe_run(path: Path, weights: str = "last", count: int = 2000) -> dict[str, dict[str, tuple[float, float]]]:
+def probe_run(path: Path, weights: str = "last", count: int = 2000,
+              features: str = "merged") -> dict[str, dict[str, tuple[float, float]]]:
     """``{"trained": facts, "initial": facts}`` for one run (``count`` train scenes, a quarter as many held out)."""
     target = find_targets(path, weights)[0]
     cfg = load_config(target, Settings(num_workers=0))
@@ -172,8 +179,8 @@ def probe_run(path: Path, weights: str = "last", count: int = 2000) -> dict[str,
     initial = VLM(run.model_config)
     train, test = scenes(run, "train", count), scenes(run, "val", max(1, count // 4))
     facts = scene_facts(train), scene_facts(test)
-    return {name: fact_probes((cell_features(model.eval(), run, train), facts[0]),
-                              (cell_features(model.eval(), run, test), facts[1]))
+    return {name: fact_probes((cell_features(model.eval(), run, train, features), facts[0]),
+                              (cell_features(model.eval(), run, test, features), facts[1]))
             for name, model in (("trained", trained), ("initial", initial))}
 
 
@@ -189,14 +196,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("path", type=Path, help="a run folder (or a checkpoint in one)")
     parser.add_argument("--scenes", type=int, default=2000, help="training scenes per probe (a quarter as many held out)")
     parser.add_argument("--weights", default="last", help="last | best | export")
+    parser.add_argument("--features", default="merged", choices=FEATURES, help="the LM's image tokens (merged) or "
+                        "the ViT's output before the merger (vit)")
     args = parser.parse_args(argv)
     if args.scenes < 20:
         raise SystemExit(f"error: --scenes must be >= 20 (a fifth is held aside to choose the strength), got {args.scenes}")
     try:
-        results = probe_run(args.path, args.weights, args.scenes)
+        results = probe_run(args.path, args.weights, args.scenes, args.features)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
-    print(f"{args.path}: linear probes of the merged vision tokens (held-out accuracy)\n{table(results)}")
+    print(f"{args.path}: linear probes of the {args.features} image tokens (held-out accuracy)\n{table(results)}")
 
 
 if __name__ == "__main__":
