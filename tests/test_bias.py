@@ -217,6 +217,8 @@ def test_a_run_is_measured_once_resumed_and_reported(tmp_path, monkeypatch):
     assert set(counts) <= {1, 2} and sorted(parts["summary"]["by_objects"]) == sorted(set(counts))
     assert parts["attention"]["6x6"]["n"] == parts["attention_content_free"]["6x6"]["n"] == 3
     assert np.array(parts["layout"]["question_distance"]).argmin() == 0  # question first: top-left nearest
+    final = json.loads((folder / "final_eval.json").read_text())["accuracy"]["grounding"]
+    assert parts["final"] == {"accuracy": final, "chance": pytest.approx(1 / 9, abs=1e-4)}  # its own final evaluation
     stored = json.loads((folder / "bias.json").read_text())
     assert stored["tasks"]["grounding"]["records"] == parts["records"]
 
@@ -229,7 +231,11 @@ def test_a_run_is_measured_once_resumed_and_reported(tmp_path, monkeypatch):
     assert {p.name for p in written} >= {"bias.md", "bias.csv", "ptd_vs_gap.png", "accuracy_question_first_grounding.png",
                                          "attention_question_first_grounding_own.png",
                                          "attention_question_first_grounding_content_free.png"}
-    assert "| mrope_interleaved | 1 |" in (tmp_path / "report" / "bias.md").read_text()
+    report = (tmp_path / "report" / "bias.md").read_text()
+    assert "| mrope_interleaved | 1 |" in report
+    closed = (final - 1 / 9) / (1 - 1 / 9)
+    assert f"| {final:.3f} ({closed:.2f}) |" in report
+    assert ("Runs short of half the gap: none." in report) == (closed >= 0.5)
     with pytest.raises(SystemExit, match="must be >= 1"):
         bias.main([str(folder), "--answers", "0"])
 

@@ -182,6 +182,15 @@ def summary(records: list[dict[str, Any]], distance: np.ndarray) -> dict[str, An
             "near_far": near_far(cells, hits), "near_far_ci": bootstrap_interval(near_far, cells, hits)}
 
 
+def final_evaluation(target: Target, tasks: list[str]) -> dict[str, dict[str, float]]:
+    """``{task: {"accuracy", "chance"}}`` of the run's own final evaluation (its ``val`` prompts at the last
+    step), kept beside the probe so that whether a run learnt its task can be read without its folder."""
+    final, folder = target.folder.load_final_eval(), target.folder
+    chance = folder.load_baselines().get("val", {}) if folder.baselines.is_file() else {}
+    return {task: {"accuracy": final["accuracy"][task], "chance": chance[task]["chance"]}
+            for task in tasks if final and task in final["accuracy"] and task in chance}
+
+
 def measure_run(target: Target, probe: Probe, device: str = "cpu") -> dict[str, Any]:
     """Measure one run (what ``bias.json`` already holds for the same weights and counts is reused)."""
     cfg = load_config(target, Settings(num_workers=0))
@@ -223,6 +232,9 @@ def measure_run(target: Target, probe: Probe, device: str = "cpu") -> dict[str, 
               f"PTD {parts['layout']['ptd']:.3f}; with several objects: {s['wrong_multi']} wrong, "
               f"{s['wrong_other_object']} of them naming another object; answers naming the first object in "
               f"raster order {s['names_first']:.2f} (without a preference {s['names_first_fair']:.2f})")
+    final = final_evaluation(target, tasks)
+    for task in tasks:
+        result["tasks"][task]["final"] = final.get(task)
     return {"run": target.folder.root.name, "rope": run.model_config.rope.label, "seed": cfg.seed,
             "question_first": result["tasks"][tasks[0]]["layout"]["question_first"],
             "tasks": result["tasks"]}

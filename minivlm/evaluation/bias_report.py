@@ -73,12 +73,21 @@ def seeds_needed(difference: float, std: float, alpha: float = 0.05, power: floa
     return 2 * (z * std / difference) ** 2
 
 
+def gap_closed(final: dict[str, float]) -> float:
+    """The share of the gap between chance and 100 % that a final accuracy closes (0.5: "learnt", the
+    experiment's criterion)."""
+    return (final["accuracy"] - final["chance"]) / (1 - final["chance"])
+
+
 def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
-    lines = ["| rope | seeds | accuracy per seed | accuracy | by object count | names the first object (no preference) | "
-             "third gap per seed [95 % CI] | third gap | no-bias floor | near-far per seed [95 % CI] | near-far | PTD |",
-             "|" + "---|" * 12]
+    lines = ["| rope | seeds | final evaluation per seed (gap closed) | accuracy per seed | accuracy | by object count | "
+             "names the first object (no preference) | third gap per seed [95 % CI] | third gap | no-bias floor | "
+             "near-far per seed [95 % CI] | near-far | PTD |",
+             "|" + "---|" * 13]
     for rope, runs in sorted(ropes.items()):
         s = [run["summary"] for run in runs]
+        finals = ", ".join(f"{f['accuracy']:.3f} ({gap_closed(f):.2f})" if (f := run.get("final")) else "n/a"
+                           for run in runs)
         per_seed = ", ".join(f"{x['accuracy']:.3f}" for x in s)
         thirds = ", ".join(f"{x['third_gap']:.2f} [{x['third_gap_ci'][0]:.2f}, {x['third_gap_ci'][1]:.2f}]" for x in s)
         near = ", ".join(f"{x['near_far']:+.2f} [{x['near_far_ci'][0]:+.2f}, {x['near_far_ci'][1]:+.2f}]" for x in s)
@@ -86,7 +95,7 @@ def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
         objects = ", ".join(f"{k}: {statistics.fmean(x['by_objects'][k] for x in s if k in x['by_objects']):.2f}"
                             for k in counts)
         first = f"{statistics.fmean(x['names_first'] for x in s):.2f} ({statistics.fmean(x['names_first_fair'] for x in s):.2f})"
-        lines.append(f"| {rope} | {len(runs)} | {per_seed} | {mean_std([x['accuracy'] for x in s])} | {objects} | {first} | "
+        lines.append(f"| {rope} | {len(runs)} | {finals} | {per_seed} | {mean_std([x['accuracy'] for x in s])} | {objects} | {first} | "
                      f"{thirds} | "
                      f"{mean_std([x['third_gap'] for x in s])} | {statistics.fmean(x['third_gap_null'] for x in s):.3f} | "
                      f"{near} | {mean_std([x['near_far'] for x in s])} | {runs[0]['layout']['ptd']:.3f} |")
@@ -128,9 +137,14 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
              "Third gap: mean accuracy of the best third of target cells minus the worst third (picked after "
              "the fact, so noise alone reaches the no-bias floor: hits shuffled over prompts). Near-far: accuracy on "
              "targets in the third of cells nearest the question (M-RoPE ids) minus the farthest third (0 without "
-             "a bias). PTD: mean over LM layers of each layer's design on the prompt layout.", ""]
+             "a bias). PTD: mean over LM layers of each layer's design on the prompt layout. Final evaluation: the "
+             "run's own, at its last step, with the share of the gap between chance and 100 % it closes (a run has "
+             "learnt the task at half the gap); the other columns are the probe's prompts.", ""]
     for (question, task), ropes in sorted(grouped(results).items()):
         lines += [f"## {task}, {question.replace('_', ' ')}", "", *variant_table(ropes), ""]
+        short = [f"{run['run']} ({gap_closed(run['final']):.2f})" for runs in ropes.values() for run in runs
+                 if run.get("final") and gap_closed(run["final"]) < 0.5]
+        lines += [f"Runs short of half the gap: {', '.join(short) if short else 'none'}.", ""]
         for metric in ("accuracy", "near_far"):
             table = ranking(ropes, metric)
             if table:
@@ -139,15 +153,18 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
 
 
 def write_csv(results: list[dict[str, Any]], path: Path) -> None:
-    fields = ["run", "rope", "seed", "question_first", "task", "n", "accuracy", "third_gap", "third_gap_low",
+    fields = ["run", "rope", "seed", "question_first", "task", "final", "gap_closed", "n", "accuracy", "third_gap",
+              "third_gap_low",
               "third_gap_high", "third_gap_null", "near_far", "near_far_low", "near_far_high", "ptd"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for result in results:
             for task, parts in result["tasks"].items():
-                s = parts["summary"]
+                s, final = parts["summary"], parts.get("final")
                 writer.writerow({**{k: result[k] for k in ("run", "rope", "seed", "question_first")}, "task": task,
+                                 "final": final["accuracy"] if final else "",
+                                 "gap_closed": gap_closed(final) if final else "",
                                  **{k: s[k] for k in ("n", "accuracy", "third_gap", "third_gap_null", "near_far")},
                                  "third_gap_low": s["third_gap_ci"][0], "third_gap_high": s["third_gap_ci"][1],
                                  "near_far_low": s["near_far_ci"][0], "near_far_high": s["near_far_ci"][1],
