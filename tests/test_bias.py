@@ -202,6 +202,9 @@ def test_rankings_say_when_seeds_cannot_rank():
              for seed in range(3)]
     text = markdown(apart, "cmd")
     assert "the ranking by accuracy holds" in text and "| 1 | circle_alternate |" in text
+    single = markdown([result(rope, 0, 0.5 + 0.1 * r) for r, rope in enumerate(["circle", "circle_alternate"])], "cmd")
+    assert "One seed per schedule: no interval, so no ranking by accuracy yet." in single
+    assert "| 0.600 | 1: 0.60 |" in single and "nan" not in single.split("### ")[0]  # one seed: no ± spread
 
 
 @pytest.mark.slow
@@ -235,7 +238,9 @@ def test_a_run_is_measured_once_resumed_and_reported(tmp_path, monkeypatch):
     assert "| mrope_interleaved | 1 |" in report
     closed = (final - 1 / 9) / (1 - 1 / 9)
     assert f"| {final:.3f} ({closed:.2f}) |" in report
-    assert ("Runs short of half the gap: none." in report) == (closed >= 0.5)
+    probe_closed = (parts["summary"]["accuracy"] - 1 / 9) / (1 - 1 / 9)
+    assert ("Runs short of half the gap on the probe's prompts: none." in report) == (probe_closed >= 0.5)
+    assert "One seed per schedule" not in report  # a single variant: no staggered ranking at all
     with pytest.raises(SystemExit, match="must be >= 1"):
         bias.main([str(folder), "--answers", "0"])
 

@@ -51,8 +51,10 @@ def grouped(results: list[dict[str, Any]]) -> dict[Group, dict[str, list[dict[st
 
 
 def mean_std(values: list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return f"{statistics.fmean(values):.3f} ± {spread:.3f}"
+    """``mean ± std`` over seeds; one seed has no spread to show."""
+    if len(values) < 2:
+        return f"{values[0]:.3f}"
+    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def t_interval(values: list[float]) -> tuple[float, float]:
@@ -77,6 +79,11 @@ def gap_closed(final: dict[str, float]) -> float:
     """The share of the gap between chance and 100 % that a final accuracy closes (0.5: "learnt", the
     experiment's criterion)."""
     return (final["accuracy"] - final["chance"]) / (1 - final["chance"])
+
+
+def probe_gap(run: dict[str, Any]) -> float:
+    """The gap a run closes on the probe's prompts (its final evaluation gives chance)."""
+    return gap_closed({"accuracy": run["summary"]["accuracy"], "chance": run["final"]["chance"]})
 
 
 def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -124,6 +131,8 @@ def ranking(ropes: dict[str, list[dict[str, Any]]], metric: str) -> list[str]:
         needed = seeds_needed(difference, pooled) if abs(difference) > 1e-9 else float("inf")
         return str(math.ceil(needed)) if math.isfinite(needed) else "no finite number of"
 
+    if not stds:
+        return [*lines, "", f"One seed per schedule: no interval, so no ranking by {metric} yet."]
     verdict = (f"Neighbouring intervals overlap: these seeds cannot rank the schedules by {metric}. With the "
                f"pooled per-seed std of {pooled:.3f}, telling the first from the second ({means[0] - means[1]:.3f} "
                f"apart) at 5 % with 80 % power takes about {seeds(means[0] - means[1])} seeds per schedule, the "
@@ -142,9 +151,11 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
              "learnt the task at half the gap); the other columns are the probe's prompts.", ""]
     for (question, task), ropes in sorted(grouped(results).items()):
         lines += [f"## {task}, {question.replace('_', ' ')}", "", *variant_table(ropes), ""]
-        short = [f"{run['run']} ({gap_closed(run['final']):.2f})" for runs in ropes.values() for run in runs
-                 if run.get("final") and gap_closed(run["final"]) < 0.5]
-        lines += [f"Runs short of half the gap: {', '.join(short) if short else 'none'}.", ""]
+        # Read on the probe's prompts (576 by default) rather than the final evaluation's (96): the same
+        # distribution, a third of the standard error.
+        short = [f"{run['run']} ({probe_gap(run):.2f}; final evaluation {gap_closed(run['final']):.2f})"
+                 for runs in ropes.values() for run in runs if run.get("final") and probe_gap(run) < 0.5]
+        lines += [f"Runs short of half the gap on the probe's prompts: {', '.join(short) if short else 'none'}.", ""]
         for metric in ("accuracy", "near_far"):
             table = ranking(ropes, metric)
             if table:
