@@ -103,15 +103,18 @@ class TaskScores:
         return scores
 
 
+def gap_closed(accuracy: float, chance: float) -> float:
+    """The fraction of the way from chance to perfect (a task is "learned" once it closes half of it)."""
+    return (accuracy - chance) / (1 - chance) if chance < 1 else float("nan")
+
+
 def format_report(accuracy: dict[str, float], baselines: dict[str, dict[str, Any]], title: str) -> str:
     """A plain-text table: accuracy per task beside chance and the blind baseline."""
     lines = [title, f"{'task':<14}{'accuracy':>10}{'chance':>9}{'blind':>8}{'gap closed':>12}"]
     for task, acc in accuracy.items():
         chance = baselines.get(task, {}).get("chance", float("nan"))
         blind = baselines.get(task, {}).get("blind", float("nan"))
-        # Fraction of the way from chance to perfect (a task is "learned" once it closes half of it).
-        gap = (acc - chance) / (1 - chance) if chance < 1 else float("nan")
-        lines.append(f"{task:<14}{acc:>10.3f}{chance:>9.3f}{blind:>8.3f}{gap:>12.2f}")
+        lines.append(f"{task:<14}{acc:>10.3f}{chance:>9.3f}{blind:>8.3f}{gap_closed(acc, chance):>12.2f}")
     mean = sum(accuracy.values()) / max(1, len(accuracy))
     lines.append(f"{'mean':<14}{mean:>10.3f}")
     return "\n".join(lines)

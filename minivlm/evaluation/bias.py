@@ -185,8 +185,8 @@ def summary(records: list[dict[str, Any]], distance: np.ndarray) -> dict[str, An
 def final_evaluation(target: Target, tasks: list[str]) -> dict[str, dict[str, float]]:
     """``{task: {"accuracy", "chance"}}`` of the run's own final evaluation (its ``val`` prompts at the last
     step), kept beside the probe so that whether a run learnt its task can be read without its folder."""
-    final, folder = target.folder.load_final_eval(), target.folder
-    chance = folder.load_baselines().get("val", {}) if folder.baselines.is_file() else {}
+    final = target.folder.load_final_eval()
+    chance = target.folder.load_baselines().get("val", {}) if target.folder.baselines.is_file() else {}
     return {task: {"accuracy": final["accuracy"][task], "chance": chance[task]["chance"]}
             for task in tasks if final and task in final["accuracy"] and task in chance}
 
@@ -269,7 +269,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"error: --answers and --attention must be >= 1, got {args.answers} and {args.attention}")
     if args.path is None and args.keep is None:
         raise SystemExit("error: pass a run or sweep folder to measure, or --keep <folder> to report the runs kept there")
-    results = []
     try:
         targets = find_targets(args.path, args.weights) if args.path is not None else []
         unfinished = [t for t in targets if t.weights.suffix == ".ckpt" and t.folder.load_final_eval() is None]

@@ -29,6 +29,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from minivlm.evaluation.bias_stats import cell_accuracy
+from minivlm.scoring import gap_closed
 
 STAGGERED = ("circle", "circle_alternate", "circle_lower", "circle_upper")  # Circle-RoPE in all, even, lower, upper layers
 Group = tuple[str, str]  # (question side, task)
@@ -75,15 +76,14 @@ def seeds_needed(difference: float, std: float, alpha: float = 0.05, power: floa
     return 2 * (z * std / difference) ** 2
 
 
-def gap_closed(final: dict[str, float]) -> float:
-    """The share of the gap between chance and 100 % that a final accuracy closes (0.5: "learnt", the
-    experiment's criterion)."""
-    return (final["accuracy"] - final["chance"]) / (1 - final["chance"])
+def final_gap(run: dict[str, Any]) -> float:
+    """The gap between chance and 100 % that a run's final evaluation closes (0.5: "learnt")."""
+    return gap_closed(run["final"]["accuracy"], run["final"]["chance"])
 
 
 def probe_gap(run: dict[str, Any]) -> float:
     """The gap a run closes on the probe's prompts (its final evaluation gives chance)."""
-    return gap_closed({"accuracy": run["summary"]["accuracy"], "chance": run["final"]["chance"]})
+    return gap_closed(run["summary"]["accuracy"], run["final"]["chance"])
 
 
 def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -93,7 +93,7 @@ def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
              "|" + "---|" * 13]
     for rope, runs in sorted(ropes.items()):
         s = [run["summary"] for run in runs]
-        finals = ", ".join(f"{f['accuracy']:.3f} ({gap_closed(f):.2f})" if (f := run.get("final")) else "n/a"
+        finals = ", ".join(f"{run['final']['accuracy']:.3f} ({final_gap(run):.2f})" if run.get("final") else "n/a"
                            for run in runs)
         per_seed = ", ".join(f"{x['accuracy']:.3f}" for x in s)
         thirds = ", ".join(f"{x['third_gap']:.2f} [{x['third_gap_ci'][0]:.2f}, {x['third_gap_ci'][1]:.2f}]" for x in s)
@@ -153,7 +153,7 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
         lines += [f"## {task}, {question.replace('_', ' ')}", "", *variant_table(ropes), ""]
         # Read on the probe's prompts (576 by default) rather than the final evaluation's (96): the same
         # distribution, a third of the standard error.
-        short = [f"{run['run']} ({probe_gap(run):.2f}; final evaluation {gap_closed(run['final']):.2f})"
+        short = [f"{run['run']} ({probe_gap(run):.2f}; final evaluation {final_gap(run):.2f})"
                  for runs in ropes.values() for run in runs if run.get("final") and probe_gap(run) < 0.5]
         lines += [f"Runs short of half the gap on the probe's prompts: {', '.join(short) if short else 'none'}.", ""]
         for metric in ("accuracy", "near_far"):
@@ -175,7 +175,7 @@ def write_csv(results: list[dict[str, Any]], path: Path) -> None:
                 s, final = parts["summary"], parts.get("final")
                 writer.writerow({**{k: result[k] for k in ("run", "rope", "seed", "question_first")}, "task": task,
                                  "final": final["accuracy"] if final else "",
-                                 "gap_closed": gap_closed(final) if final else "",
+                                 "gap_closed": gap_closed(final["accuracy"], final["chance"]) if final else "",
                                  **{k: s[k] for k in ("n", "accuracy", "third_gap", "third_gap_null", "near_far")},
                                  "third_gap_low": s["third_gap_ci"][0], "third_gap_high": s["third_gap_ci"][1],
                                  "near_far_low": s["near_far_ci"][0], "near_far_high": s["near_far_ci"][1],
