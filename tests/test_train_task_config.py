@@ -44,11 +44,13 @@ def test_overrides_reach_training_evaluation_and_baselines(tmp_path):
     assert data.baselines("val")["count"] != load_baselines()["splits"]["val"]["count"]
     # extrapolate keeps its own larger images and longer videos, and takes the rest of data.task
     assert data.task_config("extrapolate") == split_config("extrapolate", grid=2, objects=(1, 2))
+    assert data.distribution("val") == data.task_config("val")
 
 
 def test_no_overrides_evaluate_on_the_shipped_sets(tmp_path):
     data = build_run(compose_config("data.task=null", "data.curriculum=[]"), tmp_path).datamodule
     assert data.task_config("val") is None and data.stream.config is None
+    assert data.distribution("val") == split_config("val")  # what the shipped sets were drawn from
     assert data.baselines("val") == {task: load_baselines()["splits"]["val"][task] for task in data.val_tasks}
     assert isinstance(data.eval_dataloader("val", 1).dataset.dataset.transform, partial)
 

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from minivlm.data.tasks import generate, split_config
+from minivlm.data.tasks import generate
 from minivlm.data.tasks.scene import cell_name, cell_of
 from minivlm.evaluation.attention_map import content_free, location_maps
 from minivlm.evaluation.bias_stats import bootstrap_interval, near_far_gap, null_third_gap, third_gap
@@ -124,7 +124,7 @@ def layer_ptd(run: Run, segments: Sequence[Segment]) -> list[float]:
 
 def probe_prompts(run: Run, task: str, count: int, blank: bool = False) -> torch.utils.data.DataLoader:
     """The first ``count`` ``val`` prompts of ``task`` under the run's distribution; ``blank``: content-free images."""
-    config = run.datamodule.task_config("val") or split_config("val")
+    config = run.datamodule.distribution("val")
     encode = partial(run.datamodule.processor, prompt_only=True)
     data = GeneratedSet([task], count, "val", config, partial(_blank_then, encode) if blank else encode)
     return torch.utils.data.DataLoader(data, batch_size=run.cfg.data.eval_batch_size,
@@ -152,7 +152,7 @@ def behaviour(run: Run, model: VLM, task: str, count: int) -> list[dict[str, Any
 
 def layout(run: Run, task: str) -> dict[str, Any]:
     """The first prompt's layout: its segments' PTD per layer and the cells' distances from the question."""
-    config = run.datamodule.task_config("val") or split_config("val")
+    config = run.datamodule.distribution("val")
     segments = run.datamodule.processor(generate(task, 0, "val", 0, config), prompt_only=True)["segments"]
     values = layer_ptd(run, segments)
     return {"question_first": config.question_first, "ptd_layers": values, "ptd": float(np.mean(values)),

@@ -35,7 +35,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from minivlm.data.tasks import TASKS, generate, get_task, split_config
+from minivlm.data.tasks import TASKS, generate, get_task
 from minivlm.data.tasks.scene import COLOR_NAMES, SHAPES, cell_of
 from minivlm.evaluation.evaluate import Settings, load_config, load_model
 from minivlm.evaluation.targets import find_targets
@@ -58,7 +58,7 @@ class Facts:
 def scenes(run: Run, split: str, count: int) -> list[dict]:
     """``count`` samples of ``split`` under the run's task distribution, taking in turn the run's validated
     tasks that draw one scene of objects in a grid (``compare``'s two images and the videos have none)."""
-    config = run.datamodule.task_config(split) or split_config(split)
+    config = run.datamodule.distribution(split)
     tasks = [task for task in run.datamodule.val_tasks if get_task(task).media == "image"
              and "objects" in generate(task, 0, split, 0, config)["meta"]["scene"]]
     if not tasks:

@@ -242,6 +242,10 @@ class VLMDataModule(L.LightningDataModule):
             return split_config(split, **{k: v for k, v in self.task.items() if k not in EXTRAPOLATED_FIELDS})
         return split_config(split, **self.task)
 
+    def distribution(self, split: str) -> TaskConfig:
+        """The sample distribution of ``split`` the run trains or is scored on: ``data.task``'s or the defaults."""
+        return self.task_config(split) or split_config(split)
+
     def baselines(self, split: str) -> dict[str, dict]:
         """Chance and blind accuracy per validated task on ``split`` (see :mod:`minivlm.data.baselines`)."""
         config = self.task_config(split)
