@@ -6,6 +6,7 @@
         checkpoints/baselines.json   chance and blind accuracy of its own task distribution, per split
         checkpoints/last.ckpt        the newest state (Lightning checkpoint: weights, optimizer, loops)
         checkpoints/best-<step>.ckpt the best validation accuracy so far
+        checkpoints/step-<step>.ckpt weights every ``keep_every`` steps, when set (probes over training)
         checkpoints/*.partial        a file being written (a save killed midway leaves one; never read)
         run.lock                     held by the training process while it runs (one run per folder)
         train.log                    the console log of ``python train.py`` (Hydra), skipped-record reports

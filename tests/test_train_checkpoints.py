@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from train_helpers import compose_config, single_thread  # noqa: F401 (autouse fixture)
 
 from minivlm.run_folder import atomic_file, write_atomically
 from minivlm.train.checkpointing import AtomicCheckpointIO
+from minivlm.train.export import read_checkpoint
 from minivlm.train.run import train
 
 
@@ -49,3 +51,17 @@ def test_last_checkpoint_at_every_interval_and_after_every_validation(tmp_path, 
     after_validation = next(ckpt for name, step, ckpt in saves if name == "last.ckpt" and step == 3)
     best_state = next(state for key, state in after_validation["callbacks"].items() if "ModelCheckpoint" in key)
     assert Path(best_state["best_model_path"]).name == "best-3.ckpt"  # it knows the validation it followed
+
+
+@pytest.mark.slow
+def test_keep_every_keeps_the_weights_of_those_steps(tmp_path):
+    train(compose_config("steps=4", "eval_every=4", "keep_every=2"), tmp_path)
+    folder = tmp_path / "checkpoints"
+    assert sorted(p.name for p in folder.glob("step-*.ckpt")) == ["step-2.ckpt", "step-4.ckpt"]
+    (at_2, step_2), (at_4, step_4), (last, last_step) = (read_checkpoint(folder / name) for name in
+                                                         ("step-2.ckpt", "step-4.ckpt", "last.ckpt"))
+    assert (step_2, step_4, last_step) == (2, 4, 4)
+    last_weights = last.state_dict()
+    assert all(torch.equal(value, last_weights[key]) for key, value in at_4.state_dict().items())
+    assert not all(torch.equal(value, last_weights[key]) for key, value in at_2.state_dict().items())
+    assert "optimizer_states" not in torch.load(folder / "step-2.ckpt", weights_only=True)  # weights only

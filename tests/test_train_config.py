@@ -30,6 +30,7 @@ BAD_VALUES = {
     "eval_every 0": (["eval_every=0"], r"eval_every must be an integer >= 1, got 0; e.g. eval_every=1"),
     "steps text": (["steps=many"], r"steps must be an integer >= 1, got 'many'"),
     "checkpoint_every": (["checkpoint_every=-5"], r"checkpoint_every must be an integer >= 1"),
+    "keep_every": (["keep_every=0"], r"keep_every must be an integer >= 1, got 0; e.g. keep_every=1"),
     "log_every_n_steps": (["trainer.log_every_n_steps=0"], r"trainer.log_every_n_steps must be an integer >= 1"),
     "lr text": (["optim.lr=fast"], r"optim.lr must be a finite number in \(0.0, inf\), got 'fast'; e.g. optim.lr=0.001"),
     "lr negative": (["optim.lr=-1e-3"], r"optim.lr must be a finite number"),
@@ -60,7 +61,7 @@ def test_every_setting_of_the_default_config_passes():
 
 def test_a_saved_config_without_the_newer_training_settings_still_builds_for_evaluation(tmp_path):
     saved = OmegaConf.create(OmegaConf.to_container(compose_config(), resolve=True))  # as config.yaml reads back
-    for key in ("checkpoint_every", "divergence_factor", "resume", "overwrite"):
+    for key in ("checkpoint_every", "keep_every", "divergence_factor", "resume", "overwrite"):
         saved.pop(key)
     assert build_run(saved, tmp_path).module.hparams.divergence_factor is None
 

@@ -11,7 +11,8 @@ Two rules make a run resumable after any crash, ``SIGKILL`` included:
   when the monitored accuracy improves, which can leave ``last.ckpt`` many steps behind.
 
 The best checkpoint (``best-<step>.ckpt``, highest ``val/acc``) stays Lightning's
-``ModelCheckpoint`` (:func:`best_checkpoint`).
+``ModelCheckpoint`` (:func:`best_checkpoint`), as do the weights kept along the way
+(``step-<step>.ckpt``, :func:`kept_checkpoints`) for probing a run over training.
 """
 
 from __future__ import annotations
@@ -86,3 +87,9 @@ def best_checkpoint(folder: Path) -> ModelCheckpoint:
     """``best-<step>.ckpt``: the checkpoint of the highest validation accuracy (one kept)."""
     return ModelCheckpoint(dirpath=folder, filename="best-{step}", monitor="val/acc", mode="max", save_top_k=1,
                            save_last=False, auto_insert_metric_name=False)
+
+
+def kept_checkpoints(folder: Path, every: int) -> ModelCheckpoint:
+    """``step-<step>.ckpt`` every ``every`` optimizer steps, all kept, weights only (a third of ``last.ckpt``)."""
+    return ModelCheckpoint(dirpath=folder, filename="step-{step}", every_n_train_steps=every, save_top_k=-1,
+                           save_weights_only=True, save_last=False, auto_insert_metric_name=False)

@@ -35,7 +35,7 @@ from minivlm.rope import RopeSchedule
 from minivlm.run_folder import RunFolder, write_atomically
 from minivlm.scoring import TaskScores, answer_prompts, format_report
 from minivlm.tokenizer import BPETokenizer
-from minivlm.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
+from minivlm.train.checkpointing import AtomicCheckpointIO, LastCheckpoint, best_checkpoint, kept_checkpoints
 from minivlm.train.datamodule import VLMDataModule
 from minivlm.train.export import export_run, read_checkpoint
 from minivlm.train.model_card import launch_command
@@ -137,7 +137,8 @@ def build_trainer(cfg: DictConfig, run: Run) -> L.Trainer:
     # Throughput (tokens/s, FLOP/s, MFU) is the training module's, read once per logging interval
     # (minivlm/train/throughput.py): Lightning's ThroughputMonitor waits for the GPU after every batch.
     # Best first: Lightning runs checkpoint callbacks last, in their order, so last.ckpt holds the best so far.
-    callbacks = [best_checkpoint(run.folder.checkpoints), LastCheckpoint(run.folder.last_checkpoint, cfg.checkpoint_every)]
+    kept = [] if cfg.get("keep_every") is None else [kept_checkpoints(run.folder.checkpoints, cfg.keep_every)]
+    callbacks = [best_checkpoint(run.folder.checkpoints), *kept, LastCheckpoint(run.folder.last_checkpoint, cfg.checkpoint_every)]
     if cfg.trainer.enable_progress_bar:  # the bar shows loss and accuracy itself
         # Chosen, not left to Lightning: with `rich` installed its default bar counts epochs, and a
         # run bounded by steps has none to count ("Epoch 0/-2").

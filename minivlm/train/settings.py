@@ -18,13 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 
 # field: the smallest allowed value of an integer setting
 INTEGERS = {
-    "steps": 1, "eval_every": 1, "checkpoint_every": 1, "seed": 0,
+    "steps": 1, "eval_every": 1, "checkpoint_every": 1, "keep_every": 1, "seed": 0,
     "optim.warmup_steps": 0, "optim.accumulate": 1,
     "data.batch_size": 1, "data.num_workers": 0, "data.min_pixels": 1, "data.max_pixels": 1,
     "data.val_per_task": 1, "data.final_eval_per_task": 1, "data.eval_batch_size": 1, "data.max_new_tokens": 1,
     "logging.progress_every": 1,
     "trainer.log_every_n_steps": 1,  # also the interval of the loss guard's one read (minivlm/train/module.py)
 }
+OPTIONAL_INTEGERS = {"keep_every"}  # null is allowed (and means "off")
 REAL_DATA_INTEGERS = {"data.real.holdout": 0}
 SWITCHES = ("compile", "overwrite", "resume.weights_only")  # true or false
 
@@ -68,6 +69,8 @@ def check_settings(cfg: DictConfig) -> None:
     real = cfg.data.get("real") is not None
     for key, minimum in {**INTEGERS, **(REAL_DATA_INTEGERS if real else {})}.items():
         value = OmegaConf.select(cfg, key)
+        if value is None and key in OPTIONAL_INTEGERS:
+            continue
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}; e.g. {key}={max(minimum, 1)}.")
     numbers = {**NUMBERS, **(REAL_DATA_NUMBERS if real else {})}
