@@ -1,5 +1,6 @@
-"""Linear probes of the vision tokens: scene facts read from the scene, cell features averaged over the right
-tokens, a planted linear fact recovered and a random one not, and the command on a one-step run."""
+"""Linear probes of the vision tokens: scene facts read from the scene, each object read at the token under it
+and each cell from the right tokens, a planted linear fact recovered and a random one not, and the command
+on the checkpoints of a two-step run."""
 
 from __future__ import annotations
 
@@ -10,40 +11,46 @@ from train_helpers import compose_config, single_thread  # noqa: F401 (autouse f
 from minivlm.data.tasks import generate
 from minivlm.data.tasks.scene import COLOR_NAMES, SHAPES
 from minivlm.evaluation import linear_probe
-from minivlm.evaluation.linear_probe import cell_features, majority, probe_accuracy, scene_facts, scenes
+from minivlm.evaluation.linear_probe import (cell_means, fact_features, majority, probe_accuracy, scene_facts,
+                                             scenes, token_grids)
 from minivlm.train.run import build_run, train
 
 
-def test_scene_facts_put_each_object_in_the_cell_under_its_centre():
+def test_scene_facts_read_each_object_at_the_token_under_its_centre_and_its_cell():
     sample = {"meta": {"scene": {"width": 90, "height": 90, "grid": 3, "objects": [
         {"shape": "circle", "color": "red", "x": 80, "y": 10, "r": 5},   # row 0, column 2
         {"shape": "square", "color": "blue", "x": 45, "y": 89, "r": 5},  # row 2, column 1
     ]}}}
-    facts = scene_facts([sample])
-    expected_colour = [-1] * 9
-    expected_colour[2], expected_colour[7] = COLOR_NAMES.index("red"), COLOR_NAMES.index("blue")
-    assert facts.colour[0].tolist() == expected_colour
-    assert facts.shape[0, 2] == SHAPES.index("circle") and facts.shape[0, 7] == SHAPES.index("square")
-    assert (facts.shape[0] >= 0).sum() == 2 and facts.count.tolist() == [2]
+    facts = scene_facts([sample], [(6, 6)])  # 6x6 tokens of 15 px
+    assert facts.colour.tolist() == [COLOR_NAMES.index("red"), COLOR_NAMES.index("blue")]
+    assert facts.shape.tolist() == [SHAPES.index("circle"), SHAPES.index("square")]
+    assert facts.token == [(0, 0, 5), (0, 5, 3)]
+    assert facts.occupied[0].nonzero().flatten().tolist() == [2, 7] and facts.count.tolist() == [2]
 
 
-def test_a_cell_feature_is_the_mean_of_the_tokens_whose_centres_lie_in_it(tmp_path):
+def test_the_features_are_the_tokens_under_the_objects_and_the_cell_means(tmp_path):
     run = build_run(compose_config("data.task={image_size: [64, 64]}"), tmp_path)
-    samples = [generate("grounding", i, "val", 0, run.datamodule.task_config("val")) for i in range(2)]
-    features = cell_features(run.module.model.eval(), run, samples)
-    assert features.shape == (2, 9, run.model_config.lm_dim)
+    samples = [generate("grounding", i, "val", 0, run.datamodule.distribution("val")) for i in range(2)]
+    model = run.module.model.eval()
+    grids = token_grids(model, run, samples)
     batch = run.datamodule.prompt_collator([run.datamodule.processor(s, prompt_only=True) for s in samples])
     with torch.no_grad():
-        patches, _ = run.module.model.vision(batch["pixel_values"], batch["vision_grid"], batch["patch_positions"])
-        tokens = run.module.model.merger(patches)[:16].view(4, 4, -1)  # the first image: 64 px, 4x4 merged tokens
+        patches, _ = model.vision(batch["pixel_values"], batch["vision_grid"], batch["patch_positions"])
+        tokens = model.merger(patches)[:16].view(4, 4, -1)  # the first image: 64 px, 4x4 merged tokens
+    torch.testing.assert_close(grids[0], tokens)
+    cells = cell_means(grids, 3)
+    assert cells.shape == (2, 9, run.model_config.lm_dim)
     # Token centres at 1/8, 3/8, 5/8, 7/8 of the side fall in grid rows (and columns) 0, 1, 1, 2.
-    torch.testing.assert_close(features[0, 4], tokens[1:3, 1:3].mean(dim=(0, 1)))  # the middle cell: 2x2 tokens
-    torch.testing.assert_close(features[0, 0], tokens[0, 0])
-    torch.testing.assert_close(features[0, 5], tokens[1:3, 3].mean(dim=0))  # row 1, column 2
-    vit = cell_features(run.module.model.eval(), run, samples, "vit")
-    windows = patches[:64].view(4, 4, 4, -1).mean(dim=2)  # each merged token's 2x2 patches, consecutive
-    assert vit.shape == (2, 9, run.model_config.vit_dim)
-    torch.testing.assert_close(vit[0, 4], windows[1:3, 1:3].mean(dim=(0, 1)))
+    torch.testing.assert_close(cells[0, 4], tokens[1:3, 1:3].mean(dim=(0, 1)))  # the middle cell: 2x2 tokens
+    torch.testing.assert_close(cells[0, 0], tokens[0, 0])
+    torch.testing.assert_close(cells[0, 5], tokens[1:3, 3].mean(dim=0))  # row 1, column 2
+    facts = scene_facts(samples, [(4, 4), (4, 4)])
+    features = fact_features(grids, facts, 3)
+    scene, row, col = facts.token[0]
+    torch.testing.assert_close(features["colour"][0][0], grids[scene][row, col])
+    assert features["count"][0].shape == (2, 9 * run.model_config.lm_dim)
+    vit = token_grids(model, run, samples, "vit")  # the merger's input: a window's four patches side by side
+    torch.testing.assert_close(vit[0], patches[:64].reshape(4, 4, 4 * run.model_config.vit_dim))
 
 
 def test_the_probe_recovers_a_linear_fact_and_not_a_random_one():
@@ -57,16 +64,21 @@ def test_the_probe_recovers_a_linear_fact_and_not_a_random_one():
 
 
 @pytest.mark.slow
-def test_the_command_probes_a_run_against_its_initialisation(tmp_path, capsys):
+def test_the_command_probes_checkpoints_of_a_run_after_its_initialisation(tmp_path, capsys):
     folder = tmp_path / "run"
-    train(compose_config("data.mix=images", "steps=1", "eval_every=1"), folder)
+    train(compose_config("data.mix=images", "steps=2", "eval_every=2", "keep_every=1"), folder)
     assert {s["task"] for s in scenes(build_run(compose_config("data.mix=images"), tmp_path / "b"), "val", 8)} == {
         "grounding", "attribute_at", "relation", "count"}  # compare's two images have no one scene
-    linear_probe.main([str(folder), "--scenes", "40"])
+    checkpoints = sorted((folder / "checkpoints").glob("step-*.ckpt"), reverse=True)
+    linear_probe.main([*map(str, checkpoints), "--scenes", "40"])
     lines = capsys.readouterr().out.splitlines()
     rows = {line.split(" | ")[0].strip("| "): [float(v) for v in line.strip(" |").split(" | ")[1:]]
-            for line in lines if line.startswith("| ") and not line.startswith("| fact")}
-    assert sorted(rows) == ["colour", "count", "occupied", "shape"]
-    assert all(0 <= v <= 1 for values in rows.values() for v in values)
+            for line in lines if line.startswith("| ") and not line.startswith("| weights")}
+    assert list(rows) == ["initialisation (seed 0)", "step 1", "step 2", "majority class"]  # by step
+    assert all(len(values) == 4 and all(0 <= v <= 1 for v in values) for values in rows.values())
     with pytest.raises(SystemExit, match="--scenes must be >= 20"):
         linear_probe.main([str(folder), "--scenes", "5"])
+    other = tmp_path / "other"
+    train(compose_config("data.mix=images", "steps=1", "eval_every=1"), other)
+    with pytest.raises(SystemExit, match="come from 2 runs"):
+        linear_probe.main([str(folder), str(other), "--scenes", "20"])

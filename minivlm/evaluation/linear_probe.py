@@ -1,4 +1,4 @@
-"""What the LM is shown of an image: linear probes of the merged vision tokens for the scene facts.
+"""What the LM is shown of an image: linear probes of the image tokens for the scene facts.
 
 When an image task stays at chance, the first question is whether the vision tower hands the LM
 what the task needs at all, or whether the LM fails to use it. A linear probe answers the first
@@ -7,21 +7,23 @@ arXiv 1610.01644): if a linear map of the features recovers a fact, the fact is 
 an attention layer can read.
 
 The facts are those every scene task asks about, read from the scene itself (not from a task's
-question): for each cell of the task grid, whether an object sits there, and if one does, its
-colour and its shape; and the number of objects in the scene. The features are the merged vision
-tokens the LM receives (``VLM.vision`` then the merger; ``--features vit``: the ViT's output before
-the merger, each merge window's patches averaged, to tell which of the two loses a fact), grouped by the grid cell under each
-token's centre and averaged, so a cell's facts are read from that cell's tokens (where
-``attribute_at`` and ``count``'s rows and columns need them) and the count from all cells
-side by side. Each fact gets an L2-regularised multinomial logistic regression (full-batch L-BFGS;
-least squares onto one-hot classes would be faster but misses facts that are linear, by masking),
-its strength chosen on a fifth of the training scenes held aside, fitted on ``train``
-scenes of the run's own task distribution and scored on held-out ``val`` scenes; beside it the
-majority class, and the same probe on the model at initialisation (the run's seed), since random
-features already separate much (what training added is the difference).
+question): each object's colour and shape, read from the image token under the object's centre
+(the token ``attribute_at`` or a named-object question has to read); whether an object sits in
+each cell of the task grid, read from the mean of the tokens whose centres lie in that cell; and
+the number of objects, read from all cells side by side. The features are the merged image
+tokens the LM receives (``VLM.vision`` then the merger) or, with ``--features vit``, the ViT's
+output before the merger (each merge window's patches concatenated, the merger's own input), to
+tell which of the two loses a fact. Each fact gets an L2-regularised multinomial logistic
+regression (full-batch L-BFGS; least squares onto one-hot classes would be faster but misses facts
+that are linear, by masking), its strength chosen on a fifth of the training scenes held aside,
+fitted on ``train`` scenes of the run's own task distribution and scored on held-out ``val``
+scenes; beside it the majority class, and the same probe on the model at initialisation (the
+run's seed), since random features already separate much (what training added is the difference).
+Several checkpoints of one run (``keep_every`` keeps them) give one row each: what the tokens hold
+over training.
 
     python -m minivlm.evaluation.linear_probe outputs/<run>                    # the run's last weights
-    python -m minivlm.evaluation.linear_probe outputs/<run> --scenes 4000 --weights best --features vit
+    python -m minivlm.evaluation.linear_probe outputs/<run>/checkpoints/step-*.ckpt --features vit
 """
 
 from __future__ import annotations
@@ -43,15 +45,19 @@ from minivlm.model import VLM
 from minivlm.train.run import Run, build_run
 
 FEATURES = ("merged", "vit")  # the LM's image tokens, or the ViT's output before the merger
+FACTS = ("colour", "shape", "occupied", "count")
 STRENGTHS = (1e-1, 1e-2, 1e-3, 1e-4)  # L2 strengths tried, strongest first (on standardised features)
 
 
 @dataclass
 class Facts:
-    """Per scene: each cell's occupant colour and shape index (-1: empty), and the object count."""
+    """Of a list of scenes: each object's colour and shape index and (scene, token row, token column)
+    of the token under its centre; each cell's occupancy; the object count per scene."""
 
-    colour: torch.Tensor  # (scenes, cells) long
-    shape: torch.Tensor  # (scenes, cells) long
+    colour: torch.Tensor  # (objects,) long
+    shape: torch.Tensor  # (objects,) long
+    token: list[tuple[int, int, int]]  # per object
+    occupied: torch.Tensor  # (scenes, cells) long, 0 or 1
     count: torch.Tensor  # (scenes,) long
 
 
@@ -68,42 +74,53 @@ def scenes(run: Run, split: str, count: int) -> list[dict]:
     return [generate(tasks[i % len(tasks)], i // len(tasks), split, 0, config) for i in range(count)]
 
 
-def scene_facts(samples: list[dict]) -> Facts:
+def scene_facts(samples: list[dict], token_grids: Sequence[tuple[int, int]]) -> Facts:
+    """The facts of ``samples``, whose images are ``token_grids[i]`` = (rows, columns) of image tokens."""
     grid = samples[0]["meta"]["scene"]["grid"]
-    colour = torch.full((len(samples), grid * grid), -1, dtype=torch.long)
-    shape = colour.clone()
-    for index, sample in enumerate(samples):
+    colour, shape, token = [], [], []
+    occupied = torch.zeros(len(samples), grid * grid, dtype=torch.long)
+    for index, (sample, (rows, cols)) in enumerate(zip(samples, token_grids, strict=True)):
         scene = sample["meta"]["scene"]
         for obj in scene["objects"]:
             row, col = cell_of(obj, grid, scene["width"], scene["height"])
-            colour[index, row * grid + col] = COLOR_NAMES.index(obj["color"])
-            shape[index, row * grid + col] = SHAPES.index(obj["shape"])
-    return Facts(colour, shape, torch.tensor([len(s["meta"]["scene"]["objects"]) for s in samples]))
+            occupied[index, row * grid + col] = 1
+            colour.append(COLOR_NAMES.index(obj["color"]))
+            shape.append(SHAPES.index(obj["shape"]))
+            token.append((index, obj["y"] * rows // scene["height"], obj["x"] * cols // scene["width"]))
+    return Facts(torch.tensor(colour), torch.tensor(shape), token, occupied,
+                 torch.tensor([len(s["meta"]["scene"]["objects"]) for s in samples]))
 
 
 @torch.no_grad()
-def cell_features(model: VLM, run: Run, samples: list[dict], features: str = "merged",
-                  batch_size: int = 64) -> torch.Tensor:
-    """``(scenes, cells, dim)``: each grid cell's mean image token (tokens by their centre's cell); ``features``
-    "vit" takes the ViT's patches before the merger, each merge window averaged (the windows are consecutive)."""
-    grid, merge = samples[0]["meta"]["scene"]["grid"], run.model_config.spatial_merge
+def token_grids(model: VLM, run: Run, samples: list[dict], features: str = "merged",
+                batch_size: int = 64) -> list[torch.Tensor]:
+    """Per sample ``(rows, cols, dim)``: its image tokens in raster order, the merged ones or (``features``
+    "vit") the ViT's patches of each merge window concatenated, as the merger receives them."""
+    merge = run.model_config.spatial_merge
     out = []
     for start in range(0, len(samples), batch_size):
         encoded = [run.datamodule.processor(s, prompt_only=True) for s in samples[start:start + batch_size]]
         batch = run.datamodule.prompt_collator(encoded)
         patches, _ = model.vision(batch["pixel_values"], batch["vision_grid"], batch["patch_positions"],
                                   batch.get("vision_frames"), batch.get("longest_frame"))
-        window = merge * merge
-        merged = (model.merger(patches) if features == "merged" else patches.view(-1, window, patches.shape[-1]).mean(1))
-        merged = merged.float()
+        tokens = model.merger(patches) if features == "merged" else patches.reshape(-1, merge * merge * patches.shape[-1])
         shapes = (batch["vision_grid"][:, 1:] // merge).tolist()
-        for tokens, (rows, cols) in zip(merged.split([r * c for r, c in shapes]), shapes, strict=True):
-            # A token's centre (i + 0.5) / rows of the way down the image lies in grid row floor(that * grid).
-            row = ((torch.arange(rows) + 0.5) * grid / rows).long()
-            col = ((torch.arange(cols) + 0.5) * grid / cols).long()
-            cell = (row[:, None] * grid + col[None, :]).flatten()
-            sums = torch.zeros(grid * grid, tokens.shape[1]).index_add_(0, cell, tokens)
-            out.append(sums / torch.bincount(cell, minlength=grid * grid).clamp(min=1)[:, None])
+        out += [t.view(rows, cols, -1) for t, (rows, cols) in
+                zip(tokens.float().split([r * c for r, c in shapes]), shapes, strict=True)]
+    return out
+
+
+def cell_means(grids: list[torch.Tensor], grid: int) -> torch.Tensor:
+    """``(scenes, cells, dim)``: each cell's mean token, a token belonging to the cell under its centre."""
+    out = []
+    for tokens in grids:
+        rows, cols = tokens.shape[:2]
+        # A token's centre (i + 0.5) / rows of the way down the image lies in grid row floor(that * grid).
+        row = ((torch.arange(rows) + 0.5) * grid / rows).long()
+        col = ((torch.arange(cols) + 0.5) * grid / cols).long()
+        cell = (row[:, None] * grid + col[None, :]).flatten()
+        sums = torch.zeros(grid * grid, tokens.shape[-1]).index_add_(0, cell, tokens.flatten(0, 1))
+        out.append(sums / torch.bincount(cell, minlength=grid * grid).clamp(min=1)[:, None])
     return torch.stack(out)
 
 
@@ -148,64 +165,92 @@ def majority(train_y: torch.Tensor, test_y: torch.Tensor) -> float:
     return (test_y == torch.bincount(train_y).argmax()).float().mean().item()
 
 
-def fact_probes(train: tuple[torch.Tensor, Facts], test: tuple[torch.Tensor, Facts]) -> dict[str, tuple[float, float]]:
-    """``{fact: (probe accuracy, majority accuracy)}`` on the test scenes; per-cell facts averaged over cells."""
-    (train_x, train_f), (test_x, test_f) = train, test
-    results: dict[str, list[tuple[float, float]]] = {"occupied": [], "colour": [], "shape": []}
-    for cell in range(train_x.shape[1]):
-        xs, xt = train_x[:, cell], test_x[:, cell]
-        occupied, occupied_test = train_f.colour[:, cell] >= 0, test_f.colour[:, cell] >= 0
-        results["occupied"].append((probe_accuracy(xs, occupied.long(), xt, occupied_test.long()),
-                                    majority(occupied.long(), occupied_test.long())))
-        for fact in ("colour", "shape"):  # asked only where an object is
-            y, y_test = getattr(train_f, fact)[:, cell], getattr(test_f, fact)[:, cell]
-            if occupied.sum() >= 10 and occupied_test.any():
-                results[fact].append((probe_accuracy(xs[occupied], y[occupied], xt[occupied_test], y_test[occupied_test]),
-                                      majority(y[occupied], y_test[occupied_test])))
-    summary = {fact: tuple(float(sum(v) / len(v)) for v in zip(*pairs)) for fact, pairs in results.items() if pairs}
-    summary["count"] = (probe_accuracy(train_x.flatten(1), train_f.count, test_x.flatten(1), test_f.count),
-                        majority(train_f.count, test_f.count))
+def fact_features(grids: list[torch.Tensor], facts: Facts, grid: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``{fact: (features, labels)}``; occupancy has one column per cell (features ``(scenes, cells, dim)``)."""
+    at_objects = torch.stack([grids[scene][row, col] for scene, row, col in facts.token])
+    cells = cell_means(grids, grid)
+    return {"colour": (at_objects, facts.colour), "shape": (at_objects, facts.shape),
+            "occupied": (cells, facts.occupied), "count": (cells.flatten(1), facts.count)}
+
+
+def fact_probes(train: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                test: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, tuple[float, float]]:
+    """``{fact: (probe accuracy, majority accuracy)}`` on the test scenes; occupancy averaged over cells."""
+    summary = {}
+    for fact, ((train_x, train_y), (test_x, test_y)) in ((f, (train[f], test[f])) for f in FACTS):
+        if fact == "occupied":
+            pairs = [(probe_accuracy(train_x[:, c], train_y[:, c], test_x[:, c], test_y[:, c]),
+                      majority(train_y[:, c], test_y[:, c])) for c in range(train_x.shape[1])]
+            summary[fact] = tuple(sum(v) / len(v) for v in zip(*pairs))
+        else:
+            summary[fact] = (probe_accuracy(train_x, train_y, test_x, test_y), majority(train_y, test_y))
     return summary
 
 
-def probe_run(path: Path, weights: str = "last", count: int = 2000,
-              features: str = "merged") -> dict[str, dict[str, tuple[float, float]]]:
-    """``{"trained": facts, "initial": facts}`` for one run (``count`` train scenes, a quarter as many held out)."""
-    target = find_targets(path, weights)[0]
-    cfg = load_config(target, Settings(num_workers=0))
-    run = build_run(cfg, target.folder.root)
-    trained, _ = load_model(target)
-    L.seed_everything(cfg.seed, verbose=False)
-    initial = VLM(run.model_config)
+def probe_models(run: Run, models: dict[str, VLM], count: int = 2000,
+                 features: str = "merged") -> dict[str, dict[str, tuple[float, float]]]:
+    """``{model name: {fact: (accuracy, majority)}}`` on ``count`` train scenes (a quarter as many held out),
+    the same scenes for every model."""
     train, test = scenes(run, "train", count), scenes(run, "val", max(1, count // 4))
-    facts = scene_facts(train), scene_facts(test)
-    return {name: fact_probes((cell_features(model.eval(), run, train, features), facts[0]),
-                              (cell_features(model.eval(), run, test, features), facts[1]))
-            for name, model in (("trained", trained), ("initial", initial))}
+    grid = train[0]["meta"]["scene"]["grid"]
+    results = {}
+    for name, model in models.items():
+        split_features = []
+        for samples in (train, test):
+            grids = token_grids(model.eval(), run, samples, features)
+            facts = scene_facts(samples, [tuple(g.shape[:2]) for g in grids])
+            split_features.append(fact_features(grids, facts, grid))
+        results[name] = fact_probes(*split_features)
+    return results
+
+
+def probe_checkpoints(paths: Sequence[Path], weights: str = "last", count: int = 2000,
+                      features: str = "merged") -> dict[str, dict[str, tuple[float, float]]]:
+    """The probes of one run's checkpoints (or its ``weights``), after the same model at initialisation."""
+    targets = [target for path in paths for target in find_targets(path, weights)]
+    roots = {target.folder.root.resolve() for target in targets}
+    if len(roots) > 1:
+        raise ValueError(f"the checkpoints come from {len(roots)} runs ({', '.join(map(str, sorted(roots)))}); "
+                         "probe one run at a time, so every row shares its scenes and its initialisation")
+    cfg = load_config(targets[0], Settings(num_workers=0))
+    run = build_run(cfg, targets[0].folder.root)
+    L.seed_everything(cfg.seed, verbose=False)
+    models = {f"initialisation (seed {cfg.seed})": VLM(run.model_config)}
+    for target in targets:
+        model, step = load_model(target)
+        models[f"step {step}" if step is not None else target.weights.name] = model
+    return probe_models(run, dict(sorted(models.items(), key=lambda item: step_order(item[0]))), count, features)
+
+
+def step_order(name: str) -> int:
+    """Initialisation first, then checkpoints by step."""
+    return int(name.split()[1]) if name.startswith("step ") else -1
 
 
 def table(results: dict[str, dict[str, tuple[float, float]]]) -> str:
-    lines = ["| fact | trained | at initialisation | majority class |", "|---|---|---|---|"]
-    for fact, (accuracy, base) in results["trained"].items():
-        lines.append(f"| {fact} | {accuracy:.3f} | {results['initial'][fact][0]:.3f} | {base:.3f} |")
-    return "\n".join(lines)
+    lines = ["| weights | " + " | ".join(FACTS) + " |", "|---" * (len(FACTS) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{facts[f][0]:.3f}" for f in FACTS) + " |" for name, facts in results.items()]
+    some = next(iter(results.values()))
+    return "\n".join([*lines, "| majority class | " + " | ".join(f"{some[f][1]:.3f}" for f in FACTS) + " |"])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path, help="a run folder (or a checkpoint in one)")
+    parser.add_argument("paths", type=Path, nargs="+", help="a run folder, or checkpoints of one run")
     parser.add_argument("--scenes", type=int, default=2000, help="training scenes per probe (a quarter as many held out)")
-    parser.add_argument("--weights", default="last", help="last | best | export")
+    parser.add_argument("--weights", default="last", help="of a run folder: last | best | export")
     parser.add_argument("--features", default="merged", choices=FEATURES, help="the LM's image tokens (merged) or "
                         "the ViT's output before the merger (vit)")
     args = parser.parse_args(argv)
     if args.scenes < 20:
         raise SystemExit(f"error: --scenes must be >= 20 (a fifth is held aside to choose the strength), got {args.scenes}")
     try:
-        results = probe_run(args.path, args.weights, args.scenes, args.features)
+        results = probe_checkpoints(args.paths, args.weights, args.scenes, args.features)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
-    print(f"{args.path}: linear probes of the {args.features} image tokens (held-out accuracy)\n{table(results)}")
+    print(f"{', '.join(map(str, args.paths))}: linear probes of the {args.features} image tokens (held-out accuracy; "
+          "colour and shape from the token under each object, occupied per cell, count from all cells)\n"
+          f"{table(results)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ restores, and a checkpoint of another size fails deep inside ``load_state_dict``
 training, :func:`check_resume` compares the checkpoint's saved hyperparameters (the model, its
 rope and the optimizer settings, which :class:`~minivlm.train.module.VLMTrainingModule` stores)
 with the run's and refuses any difference, naming each field. ``steps`` may change: the cosine is
-recomputed for the new length.
+recomputed for the new length. A model or rope field added after the checkpoint was written counts
+as its default, the behaviour the checkpoint was trained with (every new field defaults to the
+model as it was).
 
 ``resume.weights_only=true`` instead starts a new run from the checkpoint's weights alone: step
 0, a fresh optimizer and schedule, any rope or optimizer settings; only the weights' shapes must
@@ -16,11 +18,14 @@ fit the model.
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from minivlm.model import ModelConfig
+from minivlm.model.config import RopeConfig
 from minivlm.run_folder import RunFolder
 from minivlm.train.module import VLMTrainingModule
 
@@ -68,6 +73,17 @@ def flat_settings(model_config: dict[str, Any], optim: dict[str, Any]) -> dict[s
     return {key: list(value) if isinstance(value, tuple) else value for key, value in flat.items()}
 
 
+def defaults(config: type) -> dict[str, Any]:
+    """The dataclass ``config``'s fields that have a plain default, at that default."""
+    return {field.name: field.default for field in fields(config) if field.default is not MISSING}
+
+
+def with_newer_fields(model_config: dict[str, Any]) -> dict[str, Any]:
+    """A saved model config with the fields added since it was written, at their defaults."""
+    rope = model_config.get("rope", {})
+    return {**defaults(ModelConfig), **model_config, "rope": {**defaults(RopeConfig), **rope}}
+
+
 def differences(saved: dict[str, Any], wanted: dict[str, Any], prefixes: tuple[str, ...]) -> list[str]:
     """``"field: checkpoint X, this run Y"`` for every field under ``prefixes`` that differs."""
     keys = sorted(key for key in saved.keys() | wanted.keys() if key.startswith(prefixes))
@@ -84,7 +100,7 @@ def check_resume(path: Path, module: VLMTrainingModule, weights_only: bool) -> N
     """
     checkpoint = read_checkpoint_file(path)
     hparams = checkpoint["hyper_parameters"]
-    saved = flat_settings(hparams["model_config"], hparams["optim"])
+    saved = flat_settings(with_newer_fields(hparams["model_config"]), hparams["optim"])
     wanted = flat_settings(module.hparams.model_config, module.hparams.optim)
     if weights_only:
         try:
