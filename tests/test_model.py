@@ -152,29 +152,6 @@ def test_merger_merges_each_window_of_four_consecutive_patches():
         merger(patches[:10])
 
 
-def test_merger_skip_adds_a_linear_map_of_the_normalised_window(tokenizer, train_samples):
-    merger = PatchMerger(vit_dim=8, lm_dim=6, window=4, skip=True).eval()
-    patches = torch.randn(12, 8)
-    windows = merger.norm(patches).reshape(3, 32)
-    assert torch.allclose(merger(patches), merger.mlp(windows) + merger.skip(windows), atol=1e-6)
-    torch.nn.init.zeros_(merger.mlp.fc2.weight)
-    torch.nn.init.zeros_(merger.mlp.fc2.bias)  # no MLP left: the merger is the linear map alone
-    assert torch.allclose(merger(patches), windows @ merger.skip.weight.T + merger.skip.bias, atol=1e-6)
-    # A model whose skip maps are zero is the model without them.
-    torch.manual_seed(0)
-    skipping = VLM(tiny_config(tokenizer, merger_skip=True, deepstack_layers=(0,))).eval()
-    plain = VLM(tiny_config(tokenizer, deepstack_layers=(0,))).eval()
-    missing, unexpected = plain.load_state_dict(skipping.state_dict(), strict=False)
-    assert not missing and sorted(unexpected) == ["deepstack_mergers.0.skip.bias", "deepstack_mergers.0.skip.weight",
-                                                  "merger.skip.bias", "merger.skip.weight"]
-    batch = training_batch(plain, train_samples, tokenizer.pad_id)
-    assert not torch.allclose(skipping(batch, return_logits=True).logits, plain(batch, return_logits=True).logits, atol=1e-4)
-    for module in (skipping.merger.skip, skipping.deepstack_mergers[0].skip):
-        torch.nn.init.zeros_(module.weight)
-        torch.nn.init.zeros_(module.bias)
-    assert torch.allclose(skipping(batch, return_logits=True).logits, plain(batch, return_logits=True).logits, atol=1e-5)
-
-
 def test_deepstack_off_equals_a_model_without_it(tokenizer, train_samples):
     torch.manual_seed(0)
     stacked = VLM(tiny_config(tokenizer, deepstack_layers=(0, 1))).eval()

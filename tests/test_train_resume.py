@@ -100,12 +100,12 @@ def test_resume_refuses_other_settings_naming_the_fields(two_steps, overrides, f
 def test_a_checkpoint_from_before_a_model_field_existed_resumes_at_that_fields_default(two_steps, tmp_path):
     older = tmp_path / "older.ckpt"
     checkpoint = torch.load(two_steps / "checkpoints" / "last.ckpt", weights_only=False)
-    del checkpoint["hyper_parameters"]["model_config"]["merger_skip"]  # as written before the field was added
+    del checkpoint["hyper_parameters"]["model_config"]["qk_norm"]  # as written before the field was added
     del checkpoint["hyper_parameters"]["model_config"]["rope"]["partner"]
     torch.save(checkpoint, older)
     check_resume(older, build_run(compose_config(*FIRST), tmp_path / "same").module, weights_only=False)
-    with pytest.raises(ValueError, match=r"model.merger_skip: checkpoint False, this run True"):
-        check_resume(older, build_run(compose_config(*FIRST, "model.merger_skip=true"), tmp_path / "skip").module,
+    with pytest.raises(ValueError, match=r"model.qk_norm: checkpoint True, this run False"):
+        check_resume(older, build_run(compose_config(*FIRST, "model.qk_norm=false"), tmp_path / "other").module,
                      weights_only=False)
 
 

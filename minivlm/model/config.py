@@ -110,8 +110,6 @@ class ModelConfig:
     vit_rope_theta: float = 10_000.0      # base of the ViT's 2D RoPE
     drop_path: float = 0.0                # stochastic depth rate of the last ViT block (linear from 0)
     deepstack_layers: tuple[int, ...] = ()  # ViT blocks feeding DeepStack mergers (Qwen3-VL); () = off
-    merger_skip: bool = False             # a linear path beside each merger's MLP (SPEC.md section 6), tried
-                                          # where the MLP alone lost colour (results/learning/merger)
     # Language model
     vocab_size: int = 8192                # tokenizer vocabulary size
     lm_dim: int | None = None             # LM hidden size

@@ -8,13 +8,6 @@ order, so a window is a run of ``m*m`` consecutive rows and merging is a reshape
 DeepStack (Qwen3-VL technical report, 2025; after "DeepStack", arXiv 2406.04334) feeds
 features from intermediate ViT blocks to the first LM layers, each through its own merger whose
 LayerNorm runs over the concatenated window instead of per patch.
-
-``skip`` (minivlm's, off by default) adds a linear map of the same normalised window to the MLP's
-output. Trained from scratch, the MLP is the one block between pixels and answer without a residual
-path: results/learning/merger measures an object's colour, linearly readable from the merged token
-at 0.99 at initialisation, falling to 0.37 within 400 steps of grounding while the ViT's output
-keeps it. A linear map cannot lose a direction by saturating a GELU; whether that keeps colour in
-training is what the same page measures.
 """
 
 from __future__ import annotations
@@ -33,18 +26,16 @@ class PatchMerger(nn.Module):
         window: patches per merged token (``m * m``).
         norm_after_concat: LayerNorm over the concatenated window (DeepStack) rather than per patch.
         eps: LayerNorm epsilon.
-        skip: add a linear map of the normalised window to the MLP's output.
     """
 
     def __init__(self, vit_dim: int, lm_dim: int, window: int, norm_after_concat: bool = False,
-                 eps: float = 1e-6, skip: bool = False) -> None:
+                 eps: float = 1e-6) -> None:
         super().__init__()
         self.window = window
         self.norm_after_concat = norm_after_concat
         hidden = vit_dim * window
         self.norm = nn.LayerNorm(hidden if norm_after_concat else vit_dim, eps=eps)
         self.mlp = Mlp(hidden, hidden, lm_dim, act_layer=nn.GELU)
-        self.skip = nn.Linear(hidden, lm_dim) if skip else None
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         if patches.shape[0] % self.window:
@@ -52,6 +43,6 @@ class PatchMerger(nn.Module):
                 f"{patches.shape[0]} patches do not fill whole {self.window}-patch merge windows; the "
                 "processor must resize images to multiples of patch_size * spatial_merge."
             )
-        windows = patches.reshape(-1, self.window * patches.shape[-1])
-        normed = self.norm(windows) if self.norm_after_concat else self.norm(patches).reshape(windows.shape)
-        return self.mlp(normed) if self.skip is None else self.mlp(normed) + self.skip(normed)
+        if self.norm_after_concat:
+            return self.mlp(self.norm(patches.reshape(-1, self.window * patches.shape[-1])))
+        return self.mlp(self.norm(patches).reshape(-1, self.window * patches.shape[-1]))

@@ -55,10 +55,9 @@ class VLM(nn.Module):
         self.config = config
         window = config.spatial_merge**2
         self.vision = VisionEncoder(config)
-        self.merger = PatchMerger(config.vit_dim, config.lm_dim, window, eps=config.norm_eps, skip=config.merger_skip)
+        self.merger = PatchMerger(config.vit_dim, config.lm_dim, window, eps=config.norm_eps)
         self.deepstack_mergers = nn.ModuleList(
-            PatchMerger(config.vit_dim, config.lm_dim, window, norm_after_concat=True, eps=config.norm_eps,
-                        skip=config.merger_skip)
+            PatchMerger(config.vit_dim, config.lm_dim, window, norm_after_concat=True, eps=config.norm_eps)
             for _ in config.deepstack_layers
         )
         self.lm = LanguageModel(config)
