@@ -205,6 +205,10 @@ def test_rankings_say_when_seeds_cannot_rank():
     single = markdown([result(rope, 0, 0.5 + 0.1 * r) for r, rope in enumerate(["circle", "circle_alternate"])], "cmd")
     assert "One seed per schedule: no interval, so no ranking by accuracy yet." in single
     assert "| 0.600 | 1: 0.60 |" in single and "nan" not in single.split("### ")[0]  # one seed: no ± spread
+    mixed = markdown([result("circle", 0, 0.5)] + [result("circle_alternate", seed, 0.6 + 0.01 * seed) for seed in range(2)],
+                     "cmd")
+    assert "| 2 | circle | 0.500 | none (one seed) |" in mixed and "nan" not in mixed
+    assert "cannot rank the schedules by accuracy" in mixed  # a schedule without an interval cannot be placed
 
 
 @pytest.mark.slow

@@ -119,7 +119,8 @@ def ranking(ropes: dict[str, list[dict[str, Any]]], metric: str) -> list[str]:
     lines = [f"| rank | rope | {metric} mean | 95 % t-interval over seeds |", "|---|---|---|---|"]
     for rank, rope in enumerate(order, 1):
         low, high = t_interval(values[rope])
-        lines.append(f"| {rank} | {rope} | {statistics.fmean(values[rope]):.3f} | [{low:.3f}, {high:.3f}] |")
+        interval = f"[{low:.3f}, {high:.3f}]" if len(values[rope]) > 1 else "none (one seed)"
+        lines.append(f"| {rank} | {rope} | {statistics.fmean(values[rope]):.3f} | {interval} |")
     intervals = [t_interval(values[rope]) for rope in order]
     overlap = any(intervals[i][0] <= intervals[i + 1][1] for i in range(len(order) - 1)) or any(
         math.isnan(low) for low, _ in intervals)
