@@ -177,7 +177,8 @@ def fact_probes(train: dict[str, tuple[torch.Tensor, torch.Tensor]],
                 test: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, tuple[float, float]]:
     """``{fact: (probe accuracy, majority accuracy)}`` on the test scenes; occupancy averaged over cells."""
     summary = {}
-    for fact, ((train_x, train_y), (test_x, test_y)) in ((f, (train[f], test[f])) for f in FACTS):
+    for fact in FACTS:
+        (train_x, train_y), (test_x, test_y) = train[fact], test[fact]
         if fact == "occupied":
             pairs = [(probe_accuracy(train_x[:, c], train_y[:, c], test_x[:, c], test_y[:, c]),
                       majority(train_y[:, c], test_y[:, c])) for c in range(train_x.shape[1])]
@@ -193,13 +194,15 @@ def probe_models(run: Run, models: dict[str, VLM], count: int = 2000,
     the same scenes for every model."""
     train, test = scenes(run, "train", count), scenes(run, "val", max(1, count // 4))
     grid = train[0]["meta"]["scene"]["grid"]
+    facts: dict[int, Facts] = {}  # per split: the scenes' facts, the same for every model
     results = {}
     for name, model in models.items():
         split_features = []
-        for samples in (train, test):
+        for index, samples in enumerate((train, test)):
             grids = token_grids(model.eval(), run, samples, features)
-            facts = scene_facts(samples, [tuple(g.shape[:2]) for g in grids])
-            split_features.append(fact_features(grids, facts, grid))
+            if index not in facts:
+                facts[index] = scene_facts(samples, [tuple(g.shape[:2]) for g in grids])
+            split_features.append(fact_features(grids, facts[index], grid))
         results[name] = fact_probes(*split_features)
     return results
 
