@@ -36,6 +36,8 @@ BAD_VALUES = {
     "lr negative": (["optim.lr=-1e-3"], r"optim.lr must be a finite number"),
     "betas": (["optim.betas=[0.9]"], r"optim.betas must be two numbers in \[0, 1\)"),
     "min_lr_ratio": (["optim.min_lr_ratio=2"], r"optim.min_lr_ratio must be a finite number in \[0.0, 1.0\]"),
+    "lr_scale negative": (["optim.lr_scale.merger=-1"], r"optim.lr_scale.merger must be a finite number in \[0.0, inf\)"),
+    "lr_scale part": (["+optim.lr_scale.ln=0.1"], r"optim.lr_scale names \['ln'\], which the model does not have"),
     "accumulate": (["optim.accumulate=0"], r"optim.accumulate must be an integer >= 1"),
     "batch_size 0": (["data.batch_size=0"], r"data.batch_size must be an integer >= 1, got 0"),
     "num_workers": (["data.num_workers=-1"], r"data.num_workers must be an integer >= 0"),

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 from torch import nn
 
 from minivlm.scoring import TaskScores, format_report, normalise
@@ -16,6 +17,27 @@ def test_no_decay_on_norms_biases_embeddings():
     assert {id(p) for p in decay["params"]} == {id(model[1].weight), id(model[3].weight)}
     assert {id(p) for p in no_decay["params"]} == {
         id(model[0].weight), id(model[1].bias), id(model[2].weight), id(model[2].bias), id(model[3].bias)}
+
+
+def test_lr_scale_gives_a_part_its_own_multiple_of_the_lr_and_zero_freezes_it():
+    model = nn.ModuleDict({"vision": nn.Linear(3, 3), "merger": nn.Linear(3, 3), "lm": nn.Linear(3, 3)})
+    optimizer, scheduler = build_optimizer(model, lr=1e-2, weight_decay=0.1, betas=(0.9, 0.95), warmup_steps=0,
+                                           total_steps=4, min_lr_ratio=1.0, lr_scale={"merger": 0.0, "lm": 0.5})
+    lrs = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert [lrs[id(p)] for p in model.parameters()] == pytest.approx([1e-2, 1e-2, 0.0, 0.0, 5e-3, 5e-3])
+    decays = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert [decays[id(p)] for p in model.parameters()] == [0.1, 0.0] * 3
+    before = [p.detach().clone() for p in model.parameters()]
+    model["vision"](torch.ones(3)).sum().add(model["merger"](torch.ones(3)).sum()).add(
+        model["lm"](torch.ones(3)).sum()).backward()
+    optimizer.step()
+    moved = [not torch.equal(a, b) for a, b in zip(before, model.parameters())]
+    assert moved == [True, True, False, False, True, True]  # the frozen merger neither learns nor decays
+
+
+def test_lr_scale_naming_a_missing_part_is_a_value_error():
+    with pytest.raises(ValueError, match=r"optim.lr_scale names \['ln'\], which the model does not have; its parts are"):
+        parameter_groups(nn.ModuleDict({"lm": nn.Linear(2, 2)}), 0.0, {"ln": 0.1})
 
 
 def test_warmup_then_cosine():

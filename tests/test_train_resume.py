@@ -109,6 +109,17 @@ def test_a_checkpoint_from_before_a_model_field_existed_resumes_at_that_fields_d
                      weights_only=False)
 
 
+def test_a_checkpoint_from_before_lr_scale_existed_resumes_unscaled_only(two_steps, tmp_path):
+    older = tmp_path / "older.ckpt"
+    checkpoint = torch.load(two_steps / "checkpoints" / "last.ckpt", weights_only=False)
+    del checkpoint["hyper_parameters"]["optim"]["lr_scale"]  # as written before the setting was added
+    torch.save(checkpoint, older)
+    check_resume(older, build_run(compose_config(*FIRST), tmp_path / "same").module, weights_only=False)
+    with pytest.raises(ValueError, match=r"optim.lr_scale.merger: checkpoint None, this run 0.1"):
+        check_resume(older, build_run(compose_config(*FIRST, "optim.lr_scale.merger=0.1"), tmp_path / "other").module,
+                     weights_only=False)
+
+
 def test_weights_only_starts_a_new_schedule_from_the_weights(two_steps, tmp_path):
     checkpoint = two_steps / "checkpoints" / "last.ckpt"
     run = build_run(compose_config(*FIRST, "rope=circle", "optim.lr=3e-3"), tmp_path)

@@ -35,7 +35,7 @@ from minivlm.schema import Batch
 from minivlm.scoring import TaskScores, answer_batch
 from minivlm.tokenizer import BPETokenizer
 from minivlm.train.flops import training_flops
-from minivlm.train.optim import build_optimizer
+from minivlm.train.optim import build_optimizer, check_lr_scale
 from minivlm.train.throughput import Throughput
 
 
@@ -100,7 +100,7 @@ class VLMTrainingModule(L.LightningModule):
 
     Args:
         model_config: the model's configuration (a dict of :class:`ModelConfig` fields).
-        optim: ``lr``, ``weight_decay``, ``betas``, ``warmup_steps``, ``min_lr_ratio``.
+        optim: ``lr``, ``weight_decay``, ``betas``, ``warmup_steps``, ``min_lr_ratio``, ``lr_scale``.
         total_steps: optimizer steps of the run (the cosine's length).
         val_tasks: task names validated, in a fixed order (for summing counts across ranks).
         max_new_tokens: generation budget of a validation answer.
@@ -115,6 +115,7 @@ class VLMTrainingModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["tokenizer", "compile"])
         self.model = VLM(ModelConfig(**model_config))
+        check_lr_scale(self.model, optim.get("lr_scale"))  # now, not when training starts
         if compile:
             self.model.compile()
         self.tokenizer = tokenizer
@@ -220,6 +221,6 @@ class VLMTrainingModule(L.LightningModule):
         optimizer, scheduler = build_optimizer(
             self.model, lr=optim["lr"], weight_decay=optim["weight_decay"], betas=optim["betas"],
             warmup_steps=optim["warmup_steps"], total_steps=self.hparams.total_steps,
-            min_lr_ratio=optim["min_lr_ratio"],
+            min_lr_ratio=optim["min_lr_ratio"], lr_scale=optim.get("lr_scale"),
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -68,7 +68,9 @@ def flat_settings(model_config: dict[str, Any], optim: dict[str, Any]) -> dict[s
     """``{"model.lm_dim": 64, "rope.variant": ..., "optim.lr": ...}``: the names of the config fields."""
     flat = {f"rope.{key}": value for key, value in model_config["rope"].items()}
     flat |= {f"model.{key}": value for key, value in model_config.items() if key != "rope"}
-    flat |= {f"optim.{key}": value for key, value in optim.items()}
+    flat |= {f"optim.{key}": value for key, value in optim.items() if key != "lr_scale"}
+    # A scale of 1 is none, so checkpoints from before optim.lr_scale existed compare as unscaled.
+    flat |= {f"optim.lr_scale.{part}": scale for part, scale in optim.get("lr_scale", {}).items() if scale != 1}
     # Tuples come back from a checkpoint as lists; compare values, not container types.
     return {key: list(value) if isinstance(value, tuple) else value for key, value in flat.items()}
 

@@ -83,6 +83,12 @@ def check_settings(cfg: DictConfig) -> None:
     if not (OmegaConf.is_list(betas) and len(betas) == 2 and all(
             isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
         raise ValueError(f"optim.betas must be two numbers in [0, 1), got {betas!r}; e.g. 'optim.betas=[0.9,0.95]'.")
+    lr_scale = OmegaConf.select(cfg, "optim.lr_scale", default={})
+    if not OmegaConf.is_dict(lr_scale):
+        raise ValueError(f"optim.lr_scale must map parts of the model to multiples of optim.lr, got {lr_scale!r}; "
+                         "e.g. optim.lr_scale.merger=0.1.")
+    for part, scale in lr_scale.items():
+        Number(0.0, math.inf, 0.1, closed_low=True).check(f"optim.lr_scale.{part}", scale)
     if cfg.data.min_pixels > cfg.data.max_pixels:
         raise ValueError(f"data.min_pixels={cfg.data.min_pixels} is above data.max_pixels={cfg.data.max_pixels}; "
                          "lower min_pixels or raise max_pixels.")
