@@ -1,6 +1,7 @@
 """The VLM: shapes, the ViT's 2D RoPE and frame isolation, merger windows, DeepStack, bad inputs."""
 
 import math
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -213,3 +214,12 @@ def test_bad_configs_fail_at_construction():
         ModelConfig(deepstack_layers=(7,))
     with pytest.raises(ValueError, match="vit_abs_pos_init='zeros'"):
         ModelConfig(vit_abs_pos_init="zeros")
+
+
+def test_a_saved_config_with_a_field_this_version_lacks_is_a_value_error_naming_it():
+    saved = asdict(ModelConfig(size="tiny"))
+    assert ModelConfig.from_saved(saved) == ModelConfig(size="tiny")
+    saved["merger_skip"] = False  # a field since removed
+    saved["rope"]["spin"] = 1
+    with pytest.raises(ValueError, match=r"does not have: \['merger_skip', 'rope.spin'\], so the checkpoint"):
+        ModelConfig.from_saved(saved)

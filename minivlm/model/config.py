@@ -18,7 +18,7 @@ These dataclasses hold every default: the Hydra configs start from them
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from minivlm.rope import RopeSchedule, make_schedule
@@ -136,6 +136,24 @@ class ModelConfig:
             self.rope = RopeConfig(**self.rope)
         self.deepstack_layers = tuple(int(i) for i in self.deepstack_layers)
         self._validate()
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> ModelConfig:
+        """The config a checkpoint, an export or a run folder saved (``asdict`` of one).
+
+        Raises:
+            ValueError: ``saved`` has fields this version does not (a field since removed).
+        """
+        unknown = sorted(set(saved) - {f.name for f in fields(cls)})
+        rope = saved.get("rope", {})
+        if isinstance(rope, dict):
+            unknown += [f"rope.{name}" for name in sorted(set(rope) - {f.name for f in fields(RopeConfig)})]
+        if unknown:
+            raise ValueError(f"the model config has fields this version of minivlm does not have: {unknown}, so the "
+                             "checkpoint, export or run folder it came from was written by another version; load "
+                             "it with that version, or, if those fields were off, delete them from its saved config "
+                             "(hyper_parameters.model_config, config.json or checkpoints/config.yaml).")
+        return cls(**saved)
 
     @property
     def vit_head_dim(self) -> int:

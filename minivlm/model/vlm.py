@@ -156,7 +156,7 @@ class VLM(nn.Module):
         if model_type != MODEL_TYPE:
             raise ValueError(f"{files.config} is a {model_type!r} model, not {MODEL_TYPE!r}; load it with the "
                              "library it was made for")
-        model = cls(ModelConfig(**fields))
+        model = cls(ModelConfig.from_saved(fields))
         load_model(model, str(files.weights))  # strict: a mismatch raises, naming the tensors
         return model.eval()
 

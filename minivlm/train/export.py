@@ -70,7 +70,7 @@ def export_run(folder: str | Path, model: VLM, processor: Processor, cfg: DictCo
 def read_checkpoint(path: str | Path) -> tuple[VLM, int]:
     """The model (eval mode, CPU) of a Lightning checkpoint written by minivlm training, and its step."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mmap: optimizer states stay on disk
-    model = VLM(ModelConfig(**checkpoint["hyper_parameters"]["model_config"]))
+    model = VLM(ModelConfig.from_saved(checkpoint["hyper_parameters"]["model_config"]))
     prefix = "model."  # VLMTrainingModule holds the VLM as `model`
     model.load_state_dict({key.removeprefix(prefix): value for key, value in checkpoint["state_dict"].items()})
     return model.eval(), int(checkpoint["global_step"])

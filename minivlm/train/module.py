@@ -114,7 +114,7 @@ class VLMTrainingModule(L.LightningModule):
                  compile: bool = False, divergence_factor: float | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["tokenizer", "compile"])
-        self.model = VLM(ModelConfig(**model_config))
+        self.model = VLM(ModelConfig.from_saved(model_config))
         check_lr_scale(self.model, optim.get("lr_scale"))  # now, not when training starts
         if compile:
             self.model.compile()

@@ -28,7 +28,7 @@ from lightning.pytorch.strategies import FSDPStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from minivlm.model import VLM, ModelConfig, RopeConfig, transformer_block_classes
+from minivlm.model import VLM, ModelConfig, transformer_block_classes
 from minivlm.processing import Processor
 from minivlm.resources import TOKENIZER_DIR
 from minivlm.rope import RopeSchedule
@@ -61,8 +61,8 @@ class Run:
 
 def build_model_config(cfg: DictConfig, tokenizer: BPETokenizer) -> ModelConfig:
     """The model of a composed config: the ``model`` and ``rope`` groups, the tokenizer's vocabulary."""
-    return ModelConfig(**OmegaConf.to_container(cfg.model, resolve=True), vocab_size=tokenizer.vocab_size,
-                       rope=RopeConfig(**OmegaConf.to_container(cfg.rope, resolve=True)))
+    return ModelConfig.from_saved({**OmegaConf.to_container(cfg.model, resolve=True), "vocab_size": tokenizer.vocab_size,
+                                   "rope": OmegaConf.to_container(cfg.rope, resolve=True)})
 
 
 def build_processor(data: DictConfig, model_config: ModelConfig, tokenizer: BPETokenizer) -> Processor:
