@@ -6,13 +6,22 @@ import json
 import pytest
 
 from minivlm.data.storage import load_baselines
-from minivlm.evaluation.curves import Point, first_halfway, loss_curve, read_metrics, task_curves, write_curves
+from minivlm.evaluation.curves import (
+    LAUNCH_KEY,
+    Point,
+    first_halfway,
+    loss_curve,
+    read_metrics,
+    run_totals,
+    task_curves,
+    write_curves,
+)
 
 
 def write_log(run, version, rows):
     folder = run / "logs" / f"version_{version}"
     folder.mkdir(parents=True)
-    fields = ["step", "train/time", "train/loss", "val/acc", "val/acc/grounding", "val/acc/count"]
+    fields = ["step", "train/time", "train/flops", "train/loss", "val/acc", "val/acc/grounding", "val/acc/count"]
     with (folder / "metrics.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
@@ -24,13 +33,14 @@ def write_log(run, version, rows):
 def run(tmp_path):
     run = tmp_path / "tiny-mrope-seed0"
     write_log(run, 0, [
-        {"step": 9, "train/time": 5.0, "train/loss": 3.5}, {"step": 19, "train/time": 11.0, "train/loss": 2.5},
+        {"step": 9, "train/time": 5.0, "train/loss": 3.5},
+        {"step": 19, "train/time": 11.0, "train/flops": 2e9, "train/loss": 2.5},
         {"step": 19, "val/acc/grounding": 0.125, "val/acc/count": 0.25},
         {"step": 29, "train/time": 17.0, "train/loss": 2.4},  # repeated by the resumed launch below
     ])
     # A resumed launch repeats step 39's validation: the later value wins.
     write_log(run, 1, [
-        {"step": 29, "train/loss": 2.25}, {"step": 39, "train/time": 23.0, "train/loss": 2.0},
+        {"step": 29, "train/loss": 2.25}, {"step": 39, "train/time": 23.0, "train/flops": 4e9, "train/loss": 2.0},
         {"step": 39, "val/acc/grounding": 0.5, "val/acc/count": 0.75},
     ])
     write_log(run, 2, [{"step": 39, "val/acc/grounding": 0.53125, "val/acc/count": 0.75}])
@@ -41,8 +51,18 @@ def run(tmp_path):
 
 def test_curves_join_validation_with_training_time_and_count_optimizer_steps(run):
     curves = task_curves(read_metrics(run))
-    assert curves["grounding"] == [Point(20, 11.0, 0.125), Point(40, 23.0, 0.53125)]
-    assert curves["count"] == [Point(20, 11.0, 0.25), Point(40, 23.0, 0.75)]
+    assert curves["grounding"] == [Point(20, 11.0, 0.125, 2e9), Point(40, 23.0, 0.53125, 4e9)]
+    assert curves["count"] == [Point(20, 11.0, 0.25, 2e9), Point(40, 23.0, 0.75, 4e9)]
+
+
+def test_totals_restarted_by_an_old_resume_continue_from_the_step_it_resumed_at():
+    def rows(launch, *points):
+        return [{"step": str(step), "train/time": str(value), LAUNCH_KEY: str(launch)} for step, value in points]
+
+    # Launch 0 logged to step 29 and was resumed from its step-20 checkpoint by launch 1, whose count
+    # restarted (as runs did before checkpoints kept the totals); launch 2 kept counting.
+    logs = rows(0, (9, 5.0), (19, 11.0), (29, 17.0)) + rows(1, (29, 6.0), (39, 12.0)) + rows(2, (49, 30.0))
+    assert run_totals(logs, "train/time") == [(9, 5.0), (19, 11.0), (29, 17.0), (39, 23.0), (49, 30.0)]
 
 
 def test_the_loss_curve_counts_optimizer_steps_and_keeps_a_resumed_runs_values(run):
@@ -63,6 +83,7 @@ def test_write_curves_tables_and_figure(run, tmp_path):
     # grounding chance (1/9) -> half gap 0.556: never reached; count chance ~0.21 -> 0.60: reached at step 40.
     assert rows["grounding"]["halfway_step"] == "" and float(rows["grounding"]["final"]) == 0.53125
     assert rows["count"]["halfway_step"] == "40" and float(rows["count"]["halfway_seconds"]) == 23.0
+    assert float(rows["count"]["halfway_flops"]) == 4e9
     assert "| tiny-mrope-seed0 | count |" in (tmp_path / "out" / "curves.md").read_text()
     assert (tmp_path / "out" / "curves.png").stat().st_size > 10_000
 

@@ -33,6 +33,10 @@ def test_interrupted_run_resumes_exactly(tmp_path):
     lrs = logged(tmp_path / "split", "lr")
     assert lrs == logged(tmp_path / "whole", "lr")
     assert lrs == pytest.approx({step: 3e-3 * warmup_cosine(step, 1, STEPS, 0.1) for step in range(STEPS)})
+    for total in ("train/tokens", "train/flops"):  # the run's totals go on counting across the resume
+        assert logged(tmp_path / "split", total) == logged(tmp_path / "whole", total)
+    seconds = logged(tmp_path / "split", "train/time")
+    assert all(seconds[step] < seconds[step + 1] for step in range(STEPS - 1))
     assert resumed["steps"] == STEPS and resumed["accuracy"] == whole["accuracy"]
     final = [torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
              for run in ("whole", "split")]

@@ -1,8 +1,8 @@
 """Learning curves: the training loss, and validation accuracy of every task against steps and training time.
 
 Training logs greedy-decoding accuracy per task (``val/acc/<task>``) every ``eval_every`` steps
-and, through Lightning's ThroughputMonitor, the elapsed training time (``train/time``, seconds,
-validation excluded). This module reads those CSV logs of one or more runs and answers the
+and, through :mod:`minivlm.train.throughput`, the elapsed training time (``train/time``, seconds,
+validation excluded) and the model FLOPs spent (``train/flops``). This module reads those CSV logs of one or more runs and answers the
 question a user of a small budget asks: how many steps and seconds does each task need?
 "Learned" means the step at which a task first closes half the gap between its chance level and
 100 % (results/learning/README.md uses the same measure).
@@ -11,7 +11,7 @@ question a user of a small budget asks: how many steps and seconds does each tas
 
 writes ``curves.png`` (per run: the answer-token loss vs steps, accuracy vs steps and vs seconds,
 chance dotted), ``curves.md`` and
-``curves.csv`` (per run and task: final and best accuracy, steps and seconds to half the gap).
+``curves.csv`` (per run and task: final and best accuracy, steps, seconds and FLOPs to half the gap).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import argparse
 import bisect
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,9 @@ from minivlm.run_folder import RunFolder
 
 ACC_PREFIX = "val/acc/"
 TIME_KEY = "train/time"
+FLOPS_KEY = "train/flops"
 LOSS_KEY = "train/loss"
+LAUNCH_KEY = "launch"  # added by read_metrics: which launch of the run (logs/version_<n>) logged the row
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Point:
     step: int
     seconds: float | None  # training time at this step; None when the run logged none before it
     accuracy: float
+    flops: float | None = None  # model FLOPs spent by this step; None when the run logged none before it
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:
@@ -47,33 +50,58 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
     if not files:
         raise ValueError(f"{run_dir} has no logs/version_*/metrics.csv; pass the folder of a training run")
     rows: list[dict[str, str]] = []
-    for path in files:
+    for launch, path in enumerate(files):
         with path.open(newline="") as handle:
-            rows.extend(csv.DictReader(handle))
+            rows.extend({**row, LAUNCH_KEY: str(launch)} for row in csv.DictReader(handle))
     return rows
+
+
+def run_totals(rows: Sequence[dict[str, str]], key: str) -> list[tuple[int, float]]:
+    """``(step, value)`` of a counter logged as a run total (``train/time``, ``train/flops``), across launches.
+
+    Checkpoints carry the totals, so a resumed launch goes on counting. Runs trained before they did
+    restarted them at every launch: such a launch is continued from the total the earlier launches
+    had logged just before its first step (the step it resumed from, to within one logging interval).
+    A resumed launch replays the steps after its checkpoint; its values replace the earlier ones.
+    """
+    totals: dict[int, float] = {}
+    for launch in sorted({int(row[LAUNCH_KEY]) for row in rows}):
+        logged = sorted((int(row["step"]), float(row[key])) for row in rows
+                        if row[LAUNCH_KEY] == str(launch) and row.get(key))
+        if not logged:
+            continue
+        first_step, first_value = logged[0]
+        totals = {step: value for step, value in totals.items() if step < first_step}
+        before = totals[max(totals)] if totals else 0.0
+        offset = before if first_value < before else 0.0  # a restarted count: continue it
+        totals.update((step, value + offset) for step, value in logged)
+    return sorted(totals.items())
 
 
 def task_curves(rows: Sequence[dict[str, str]]) -> dict[str, list[Point]]:
     """``{task: [Point, ...]}`` in step order; a resumed run's repeated steps keep the latest value.
 
-    The time of a validation is the latest ``train/time`` logged at or before its step.
+    The time and FLOPs of a validation are the run's totals latest logged at or before its step.
     """
-    times = sorted((int(row["step"]), float(row[TIME_KEY])) for row in rows if row.get(TIME_KEY))
     curves: dict[str, dict[int, float]] = {}
     for row in rows:
         for key, value in row.items():
             if key.startswith(ACC_PREFIX) and value:
                 curves.setdefault(key[len(ACC_PREFIX):], {})[int(row["step"])] = float(value)
-
-    logged_steps = [step for step, _ in times]
-
-    def seconds_at(step: int) -> float | None:
-        latest = bisect.bisect_right(logged_steps, step) - 1
-        return times[latest][1] if latest >= 0 else None
-
+    seconds_at, flops_at = total_at(run_totals(rows, TIME_KEY)), total_at(run_totals(rows, FLOPS_KEY))
     # Lightning logs validation at the step count of the last finished batch; +1 gives optimizer steps.
-    return {task: [Point(step + 1, seconds_at(step), acc) for step, acc in sorted(points.items())]
+    return {task: [Point(step + 1, seconds_at(step), acc, flops_at(step)) for step, acc in sorted(points.items())]
             for task, points in curves.items()}
+
+
+def total_at(totals: Sequence[tuple[int, float]]) -> Callable[[int], float | None]:
+    """The lookup ``step -> the latest total logged at or before it`` (None before the first)."""
+    steps = [step for step, _ in totals]
+
+    def at(step: int) -> float | None:
+        latest = bisect.bisect_right(steps, step) - 1
+        return totals[latest][1] if latest >= 0 else None
+    return at
 
 
 def loss_curve(rows: Sequence[dict[str, str]]) -> list[tuple[int, float]]:
@@ -101,6 +129,7 @@ def summary_rows(runs: dict[str, dict[str, list[Point]]],
                 "final": points[-1].accuracy, "best": max(p.accuracy for p in points), "steps": points[-1].step,
                 "halfway_step": reached.step if reached else None,
                 "halfway_seconds": reached.seconds if reached else None,
+                "halfway_flops": reached.flops if reached else None,
             })
     return rows
 
@@ -115,13 +144,13 @@ def markdown(rows: Sequence[dict[str, object]], command: str) -> str:
         "# Learning curves", "", f"Made by `{command}`. Validation accuracy (greedy decoding, exact match) of "
         "the run's `val` split; *half gap* is the first validation at which a task closes half the gap "
         "between chance and 100 %.", "",
-        "| run | task | chance | final | best | steps | half gap at step | half gap at seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | task | chance | final | best | steps | half gap at step | half gap at seconds | half gap at FLOPs |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(f"| {row['run']} | {row['task']} | {cell(row['chance'])} | {cell(row['final'])} | "
                      f"{cell(row['best'])} | {row['steps']} | {cell(row['halfway_step'])} | "
-                     f"{cell(row['halfway_seconds'], '.0f')} |")
+                     f"{cell(row['halfway_seconds'], '.0f')} | {cell(row['halfway_flops'], '.2e')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -122,6 +122,7 @@ class VLMTrainingModule(L.LightningModule):
         self.scores = TaskScores()
         self.guard = LossGuard(divergence_factor)
         self.throughput: Throughput | None = None  # made when training starts (it needs the device)
+        self.resumed_totals: dict[str, float] | None = None  # the checkpoint's Throughput totals, when resuming
         self.step_metrics: torch.Tensor | None = None  # the latest step's (global loss, global answer tokens), on the device
         self.skip_update: torch.Tensor | None = None  # device bool: a micro-batch of this optimizer step was bad
         self.packing_efficiency = self.learning_rate = 0.0  # of the latest step (Python floats)
@@ -133,6 +134,8 @@ class VLMTrainingModule(L.LightningModule):
         precision = str(self.trainer.precision)
         dtype = torch.bfloat16 if "bf16" in precision else torch.float16 if "16" in precision else torch.float32
         self.throughput = Throughput(self.device, dtype, self.trainer.world_size)
+        if self.resumed_totals is not None:
+            self.throughput.load_state_dict(self.resumed_totals)
         self.throughput.start()
         self.report_step = self.global_step
 
@@ -195,9 +198,12 @@ class VLMTrainingModule(L.LightningModule):
         self.read_interval()  # raises after a bad step: no checkpoint is written after one
         # A resumed run keeps its guard's scale (a float: tensors would tie the checkpoint to a device).
         checkpoint["first_loss"] = self.first_loss
+        if self.throughput is not None:
+            checkpoint["throughput"] = self.throughput.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.first_loss = checkpoint.get("first_loss")
+        self.resumed_totals = checkpoint.get("throughput")  # absent in checkpoints from before it was kept
         self.guard = LossGuard(self.hparams.divergence_factor, self.first_loss)
 
     def on_validation_epoch_start(self) -> None:

@@ -6,7 +6,8 @@ after the host has waited for the device. The training step never waits (no host
 the time taken right after it closes the interval. Everything counted in between is a Python
 number the collator made on CPU (real tokens, samples) or a FLOP count from shapes
 (:mod:`minivlm.train.flops`), so counting costs the device nothing. Validation time is paused
-out: rates are of training alone.
+out: rates are of training alone. The run's totals (tokens, FLOPs, training seconds) travel in its
+checkpoints, so a resumed run goes on counting where it stopped.
 
 MFU (model FLOPs utilisation, PaLM, Chowdhery et al., arXiv 2204.02311, appendix B) divides the
 achieved FLOP/s by the device's peak for the run's precision, as Lightning's table of devices
@@ -53,6 +54,16 @@ class Throughput:
     def add(self, tokens: int, samples: int, flops: int) -> None:
         """One batch's counts (Python numbers)."""
         self.tokens, self.samples, self.flops = self.tokens + tokens, self.samples + samples, self.flops + flops
+
+    def state_dict(self) -> dict[str, float]:
+        """The run's totals over all ranks, for a checkpoint (a resume may use another number of ranks)."""
+        world = self.world_size
+        return {"tokens": self.total_tokens * world, "flops": self.total_flops * world, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        """Go on from a checkpoint's totals (:meth:`state_dict`)."""
+        self.total_tokens, self.total_flops = state["tokens"] / self.world_size, state["flops"] / self.world_size
+        self.seconds = state["seconds"]
 
     def close(self) -> dict[str, float]:
         """Rates of the interval that ends now; call right after the host waited for the device."""
