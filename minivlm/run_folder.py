@@ -129,6 +129,11 @@ class RunFolder:
                              "train it further or pick other --weights")
         return found[-1]  # the newest, if a resumed run left several best checkpoints
 
+    def kept_checkpoints(self) -> dict[int, Path]:
+        """``{step: checkpoints/step-<step>.ckpt}`` in step order (kept every ``keep_every`` steps)."""
+        kept = {int(path.stem.removeprefix("step-")): path for path in self.checkpoints.glob("step-*.ckpt")}
+        return dict(sorted(kept.items()))
+
     def load_config(self) -> DictConfig:
         return OmegaConf.load(self.config)
 

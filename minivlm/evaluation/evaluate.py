@@ -224,6 +224,17 @@ def stored_result(target: Target, per_task: int, settings: Settings) -> dict[str
     return result if same and set(settings.splits) <= set(result["scores"]) else None
 
 
+def answer_target(target: Target, settings: Settings, cfg: DictConfig,
+                  per_task: int) -> tuple[dict[str, list[JudgedAnswer]], int | None]:
+    """``{split: judged answers}`` of one model (``cfg``: :func:`load_config`'s), and the step of its weights."""
+    run = build_run(cfg, target.folder.root)  # checks the scaling, with the rest of the config
+    model, step = load_model(target)
+    if settings.rope_scaling:
+        model = model.with_rope_scaling(run.model_config.rope.scaling)
+    model = model.to(settings.device)
+    return {split: answer_split(run, model, split, per_task) for split in settings.splits}, step
+
+
 def evaluate_target(target: Target, settings: Settings, force: bool = False) -> dict[str, Any]:
     """Score one model on every split, save the result in its run folder, and return it."""
     cfg = load_config(target, settings)
@@ -232,12 +243,7 @@ def evaluate_target(target: Target, settings: Settings, force: bool = False) -> 
     if not force and (result := stored_result(target, per_task, settings)) is not None:
         print(f"{target.folder.root}: already scored ({result_json}), skipped")
         return result
-    run = build_run(cfg, target.folder.root)  # checks the scaling, with the rest of the config
-    model, step = load_model(target)
-    if settings.rope_scaling:
-        model = model.with_rope_scaling(run.model_config.rope.scaling)
-    model = model.to(settings.device)
-    answers = {split: answer_split(run, model, split, per_task) for split in settings.splits}
+    answers, step = answer_target(target, settings, cfg, per_task)
     scores = {split: summarise_split(split_answers) for split, split_answers in answers.items()}
     result = {
         "run": target.folder.root.name,
