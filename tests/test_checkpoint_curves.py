@@ -19,7 +19,9 @@ def test_the_table_gives_binomial_errors_flops_and_the_first_checkpoint_past_hal
     accuracy = {500: {"count": 0.3, "grounding": 0.5}, 1000: {"count": 0.4, "grounding": 0.6}}
     points = checkpoint_points(accuracy, lambda step: step * 1e9)
     assert [(p.step, p.accuracy, p.flops) for p in points["grounding"]] == [(500, 0.5, 5e11), (1000, 0.6, 1e12)]
-    write_tables(points, {"count": 0.25, "grounding": 0.1}, 100, tmp_path, "the command")
+    by_objects = {500: {"count": {"3": [30, 100]}, "grounding": {"1": [40, 40], "2": [10, 60]}},
+                  1000: {"count": {"3": [40, 100]}, "grounding": {"1": [40, 40], "2": [20, 60]}}}
+    write_tables(points, by_objects, {"count": 0.25, "grounding": 0.1}, 100, tmp_path, "the command")
     table = (tmp_path / "checkpoints.md").read_text()
     assert standard_error(0.6, 100) == pytest.approx(0.049, abs=5e-4)
     assert "| 1000 | 1.00e+12 | 0.400 ± 0.049 | 0.600 ± 0.049 |" in table
@@ -27,6 +29,12 @@ def test_the_table_gives_binomial_errors_flops_and_the_first_checkpoint_past_hal
     assert "| half gap at step | | not yet | 1000 |" in table
     rows = list(csv.DictReader((tmp_path / "checkpoints.csv").open()))
     assert len(rows) == 4 and rows[0]["task"] == "count" and float(rows[0]["chance"]) == 0.25
+    # count's scenes all hold three objects: nothing to split; grounding's one- and two-object scenes apart.
+    assert "| step | grounding, 1 object | grounding, 2 objects |" in table
+    assert "| 1000 | 1.00 ± 0.00 (40) | 0.33 ± 0.06 (60) |" in table
+    split = list(csv.DictReader((tmp_path / "by_objects.csv").open()))
+    assert [(r["step"], r["objects"], float(r["accuracy"])) for r in split] == [
+        ("500", "1", 1.0), ("500", "2", 1 / 6), ("1000", "1", 1.0), ("1000", "2", 1 / 3)]
 
 
 def test_a_run_without_kept_checkpoints_is_a_clear_error(tmp_path):
@@ -45,6 +53,9 @@ def test_kept_checkpoints_are_scored_as_evaluate_scores_them_once(tmp_path, monk
     scores = {step: json.loads((out / "scores" / f"step-{step}.json").read_text()) for step in (1, 2)}
     evaluated = evaluate_path(run / "checkpoints" / "step-2.ckpt", Settings(splits=("val",), per_task=4))[0]
     assert scores[2]["accuracy"] == {task: s["exact"] for task, s in evaluated["scores"]["val"].items()}
+    split = scores[2]["by_objects"]["grounding"]  # the recipe's scenes: 1 to 3 objects
+    assert set(split) <= {"1", "2", "3"} and sum(n for _, n in split.values()) == 4
+    assert sum(hits for hits, _ in split.values()) == round(4 * scores[2]["accuracy"]["grounding"])
     flops = {int(row["step"]): float(row["flops"]) for row in csv.DictReader((out / "checkpoints.csv").open())}
     assert flops == {step + 1: value for step, value in logged(run, "train/flops").items()}  # logged per batch index
 
