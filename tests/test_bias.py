@@ -3,6 +3,7 @@ reproduce the model's own attention, a known positional preference recovered, sp
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 
@@ -19,9 +20,10 @@ from minivlm.evaluation.bias import (
     layer_ptd,
     measure_run,
     named_objects,
+    object_attention,
+    object_cells,
     probe_prompts,
     question_distance,
-    target_cell,
 )
 from minivlm.evaluation.bias_report import markdown, seeds_needed, t_interval, write_report
 from minivlm.evaluation.bias_stats import (
@@ -157,9 +159,27 @@ def test_an_answer_names_an_object_by_its_cell():
     assert named_objects(scene, " a2.") == {"named": 2, "first": 1} and named_objects(scene, "B2")["named"] == -1
 
 
-def test_target_cell_is_the_merged_token_under_the_first_objects_centre():
+def test_object_cells_are_the_merged_tokens_under_the_objects_centres_the_target_first():
     scene = {"width": 96, "height": 96, "objects": [{"x": 40, "y": 90}, {"x": 0, "y": 0}]}
-    assert target_cell(scene, (6, 6)) == (5, 2) and target_cell(scene, (3, 3)) == (2, 1)
+    assert object_cells(scene, (6, 6)) == [(5, 2), (0, 0)] and object_cells(scene, (3, 3)) == [(2, 1), (0, 0)]
+
+
+def test_a_head_without_a_preference_gives_the_target_one_share_in_objects(run):
+    """With every query zero, each head spreads its attention evenly over all keys: the target's share of
+    the mass on the objects is exactly 1 / objects in every prompt, so the mean equals the no-preference value."""
+    model = copy.deepcopy(run.module.model).eval()  # the fixture's model stays as it was for the other tests
+    count = 12
+    objects = [len(generate("grounding", i, "val", 0, run.datamodule.task_config("val"))["meta"]["scene"]["objects"])
+               for i in range(count)]
+    several = [k for k in objects if k > 1]
+    assert several, "the fixture's scenes must hold several objects in some prompts"
+    with torch.no_grad():
+        for layer in model.lm.layers:
+            layer.attn.q_proj.weight.zero_()
+        looks = object_attention(run, model, "grounding", count)
+    assert looks["n"] == len(several) and looks["no_preference"] == pytest.approx(np.mean([1 / k for k in several]))
+    np.testing.assert_allclose(looks["target_share"], looks["no_preference"], rtol=1e-6)
+    assert looks["best_head"]["share"] == pytest.approx(looks["no_preference"])
 
 
 def test_spreads_have_their_golden_values_and_intervals_hold_them():
@@ -223,6 +243,9 @@ def test_a_run_is_measured_once_resumed_and_reported(tmp_path, monkeypatch):
     counts = [r["objects"] for r in parts["records"]]
     assert set(counts) <= {1, 2} and sorted(parts["summary"]["by_objects"]) == sorted(set(counts))
     assert parts["attention"]["6x6"]["n"] == parts["attention_content_free"]["6x6"]["n"] == 3
+    looks = parts["object_attention"]
+    several = sum(r["objects"] > 1 for r in parts["records"][:3])  # the attention's prompts are the answers' first 3
+    assert looks["n"] == several and (several == 0 or 0 <= looks["best_head"]["share"] <= 1)
     assert np.array(parts["layout"]["question_distance"]).argmin() == 0  # question first: top-left nearest
     final = json.loads((folder / "final_eval.json").read_text())["accuracy"]["grounding"]
     assert parts["final"] == {"accuracy": final, "chance": pytest.approx(1 / 9, abs=1e-4)}  # its own final evaluation

@@ -85,6 +85,19 @@ def image_grid(batch: Batch, row: int) -> tuple[int, int]:
     return int(grids[row, 1]), int(grids[row, 2])
 
 
+def image_mass(model: VLM, batch: Batch, pad_id: int, merge: int) -> list[torch.Tensor]:
+    """Per prompt of a left-padded batch with one image each: the answer position's attention mass on
+    every merged image location, ``(layers, heads, H, W)`` (fractions of all its attention)."""
+    weights = answer_attention(model, batch, pad_id)  # (layers, B, heads, L)
+    vision = batch["input_ids"] == model.config.image_token_id
+    masses = []
+    for row in range(weights.shape[1]):
+        rows, columns = image_grid(batch, row)
+        masses.append(weights[:, row][:, :, vision[row]].reshape(*weights.shape[:1], weights.shape[2],
+                                                                  rows // merge, columns // merge))
+    return masses
+
+
 def location_maps(model: VLM, batches: Iterable[Batch], pad_id: int, merge: int) -> dict[str, dict[str, Any]]:
     """Mean attention mass of the answer position on every image location, per layer and head.
 
@@ -101,12 +114,8 @@ def location_maps(model: VLM, batches: Iterable[Batch], pad_id: int, merge: int)
     sums: dict[tuple[int, int], torch.Tensor] = {}
     counts: dict[tuple[int, int], int] = {}
     for batch in batches:
-        weights = answer_attention(model, batch, pad_id)  # (layers, B, heads, L)
-        vision = batch["input_ids"] == model.config.image_token_id
-        for row in range(weights.shape[1]):
-            rows, columns = image_grid(batch, row)
-            shape = (rows // merge, columns // merge)
-            mass = weights[:, row][:, :, vision[row]].reshape(*weights.shape[:1], weights.shape[2], *shape)
+        for mass in image_mass(model, batch, pad_id, merge):
+            shape = tuple(mass.shape[-2:])
             sums[shape] = sums.get(shape, 0) + mass.double()
             counts[shape] = counts.get(shape, 0) + 1
     return {f"{h}x{w}": {"n": counts[(h, w)], "maps": (sums[(h, w)] / counts[(h, w)]).tolist(),

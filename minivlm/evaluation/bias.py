@@ -12,7 +12,9 @@ distribution (``data.task``: image size, ``question_first``...):
    question (the text on its side of the image);
 2. attention: the answer position's attention mass on every image location, per layer and head
    (:mod:`minivlm.evaluation.attention_map`), on those prompts and on the same prompts with
-   content-free (uniform) images;
+   content-free (uniform) images; and, in scenes of several objects, the target token's share of
+   the attention on the objects' tokens per layer and head: whether any head picks the object the
+   question names, or all of them look at every object alike;
 3. PTD (:mod:`minivlm.rope.ptd`) of every layer's design on the run's own prompt layout, and
    its mean over layers (a staggered schedule's Circle-RoPE layers count 0).
 
@@ -47,7 +49,7 @@ import torch.utils.data
 
 from minivlm.data.tasks import generate
 from minivlm.data.tasks.scene import cell_name, cell_of
-from minivlm.evaluation.attention_map import content_free, location_maps
+from minivlm.evaluation.attention_map import content_free, image_mass, location_maps
 from minivlm.evaluation.bias_stats import bootstrap_interval, near_far_gap, null_third_gap, third_gap
 from minivlm.evaluation.evaluate import Settings, load_config, load_model, sample_metadata
 from minivlm.evaluation.targets import Target, find_targets
@@ -77,10 +79,9 @@ def merged_shape(run: Run, width: int, height: int) -> tuple[int, int]:
     return h // spec.factor, w // spec.factor
 
 
-def target_cell(scene: dict, shape: tuple[int, int]) -> tuple[int, int]:
-    """(row, column) of the merged token holding the centre of the scene's first object."""
-    target = scene["objects"][0]
-    return target["y"] * shape[0] // scene["height"], target["x"] * shape[1] // scene["width"]
+def object_cells(scene: dict, shape: tuple[int, int]) -> list[tuple[int, int]]:
+    """(row, column) of the merged token holding each object's centre; the first is the target's."""
+    return [(o["y"] * shape[0] // scene["height"], o["x"] * shape[1] // scene["width"]) for o in scene["objects"]]
 
 
 def named_objects(scene: dict, prediction: str) -> dict[str, int]:
@@ -143,11 +144,36 @@ def behaviour(run: Run, model: VLM, task: str, count: int) -> list[dict[str, Any
     for answer in answers:
         scene = metadata[answer.sample_id]["scene"]
         shape = merged_shape(run, scene["width"], scene["height"])
-        records.append({"id": answer.sample_id, "cell": list(target_cell(scene, shape)), "grid": list(shape),
+        records.append({"id": answer.sample_id, "cell": list(object_cells(scene, shape)[0]), "grid": list(shape),
                         "objects": len(scene["objects"]), **named_objects(scene, answer.prediction),
                         "prediction": answer.prediction, "answer": answer.answer,
                         "hit": normalise(answer.prediction) == normalise(answer.answer)})
     return records
+
+
+def object_attention(run: Run, model: VLM, task: str, count: int) -> dict[str, Any]:
+    """Does the answer position look at the object the question names? Over the prompts (of the first
+    ``count``) whose scene holds several objects, the target token's share of the attention mass on the
+    objects' tokens (the token under each object's centre), per layer and head, beside the share a
+    head without a preference among objects gives (the mean of 1 / objects)."""
+    loader = probe_prompts(run, task, count)
+    merge = run.model_config.spatial_merge
+    shares, fair = [], []
+    for batch in loader:
+        metadata = sample_metadata(run, "val", batch["sample_ids"])
+        for sample_id, mass in zip(batch["sample_ids"], image_mass(model, batch, run.tokenizer.pad_id, merge)):
+            cells = object_cells(metadata[sample_id]["scene"], tuple(mass.shape[-2:]))
+            if len(cells) < 2:
+                continue
+            on_objects = torch.stack([mass[..., row, column] for row, column in cells], dim=-1)  # (layers, heads, k)
+            shares.append(on_objects[..., 0] / on_objects.sum(dim=-1))
+            fair.append(1 / len(cells))
+    if not shares:
+        return {"n": 0, "target_share": None, "no_preference": None, "best_head": None}
+    mean = torch.stack(shares).double().mean(dim=0)
+    layer, head = divmod(int(mean.argmax()), mean.shape[1])
+    return {"n": len(shares), "target_share": mean.tolist(), "no_preference": float(np.mean(fair)),
+            "best_head": {"layer": layer, "head": head, "share": float(mean[layer, head])}}
 
 
 def layout(run: Run, task: str) -> dict[str, Any]:
@@ -215,6 +241,7 @@ def measure_run(target: Target, probe: Probe, device: str = "cpu") -> dict[str, 
                                                merge),
             "attention_content_free": lambda: location_maps(
                 model, probe_prompts(run, task, probe.attention, blank=True), run.tokenizer.pad_id, merge),
+            "object_attention": lambda: object_attention(run, model, task, probe.attention),
         }
         for name, measure in steps.items():
             if name not in parts:
@@ -232,6 +259,12 @@ def measure_run(target: Target, probe: Probe, device: str = "cpu") -> dict[str, 
               f"PTD {parts['layout']['ptd']:.3f}; with several objects: {s['wrong_multi']} wrong, "
               f"{s['wrong_other_object']} of them naming another object; answers naming the first object in "
               f"raster order {s['names_first']:.2f} (without a preference {s['names_first_fair']:.2f})")
+        looks = parts["object_attention"]
+        if looks["best_head"] is not None:
+            best = looks["best_head"]
+            print(f"  the answer position's attention among the objects: the target's share at most {best['share']:.2f} "
+                  f"(layer {best['layer']}, head {best['head']}; without a preference {looks['no_preference']:.2f}, "
+                  f"{looks['n']} prompts of several objects)")
     final = final_evaluation(target, tasks)
     for task in tasks:
         result["tasks"][task]["final"] = final.get(task)

@@ -4,7 +4,8 @@ Runs are grouped by (question side, task, rope); each column is the mean ± samp
 deviation over seeds, and each run's own spreads carry 95 % bootstrap intervals (over prompts):
 
 - ``bias.md``: accuracy (also by object count, and how often an answer in a scene of several objects
-  names the one first in raster order), the third gap beside its no-bias floor, the near-far gap,
+  names the one first in raster order), the best head's share of attention on the target among the
+  objects, the third gap beside its no-bias floor, the near-far gap,
   and PTD, per variant; then the staggered schedules ranked by accuracy with 95 % t-intervals over seeds, and,
   where they overlap, the seeds a difference of the measured size would need;
 - ``bias.csv``: one row per run and task;
@@ -86,11 +87,22 @@ def probe_gap(run: dict[str, Any]) -> float:
     return gap_closed(run["summary"]["accuracy"], run["final"]["chance"])
 
 
+def target_attention(runs: list[dict[str, Any]]) -> str:
+    """Each seed's best head share of attention on the target among the objects (runs measured before this
+    part existed: n/a), with the share a head without a preference gives."""
+    looks = [run.get("object_attention") or {} for run in runs]
+    best = ", ".join(f"{x['best_head']['share']:.2f} (L{x['best_head']['layer']}H{x['best_head']['head']})"
+                     if x.get("best_head") else "n/a" for x in looks)
+    fair = [x["no_preference"] for x in looks if x.get("no_preference") is not None]
+    return f"{best} ({statistics.fmean(fair):.2f})" if fair else best
+
+
 def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
     lines = ["| rope | seeds | final evaluation per seed (gap closed) | accuracy per seed | accuracy | by object count | "
-             "names the first object (no preference) | third gap per seed [95 % CI] | third gap | no-bias floor | "
+             "names the first object (no preference) | attention on the target among objects, best head per seed "
+             "(no preference) | third gap per seed [95 % CI] | third gap | no-bias floor | "
              "near-far per seed [95 % CI] | near-far | PTD |",
-             "|" + "---|" * 13]
+             "|" + "---|" * 14]
     for rope, runs in sorted(ropes.items()):
         s = [run["summary"] for run in runs]
         finals = ", ".join(f"{run['final']['accuracy']:.3f} ({final_gap(run):.2f})" if run.get("final") else "n/a"
@@ -103,6 +115,7 @@ def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
                             for k in counts)
         first = f"{statistics.fmean(x['names_first'] for x in s):.2f} ({statistics.fmean(x['names_first_fair'] for x in s):.2f})"
         lines.append(f"| {rope} | {len(runs)} | {finals} | {per_seed} | {mean_std([x['accuracy'] for x in s])} | {objects} | {first} | "
+                     f"{target_attention(runs)} | "
                      f"{thirds} | "
                      f"{mean_std([x['third_gap'] for x in s])} | {statistics.fmean(x['third_gap_null'] for x in s):.3f} | "
                      f"{near} | {mean_std([x['near_far'] for x in s])} | {runs[0]['layout']['ptd']:.3f} |")
@@ -167,20 +180,24 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
 def write_csv(results: list[dict[str, Any]], path: Path) -> None:
     fields = ["run", "rope", "seed", "question_first", "task", "final", "gap_closed", "n", "accuracy", "third_gap",
               "third_gap_low",
-              "third_gap_high", "third_gap_null", "near_far", "near_far_low", "near_far_high", "ptd"]
+              "third_gap_high", "third_gap_null", "near_far", "near_far_low", "near_far_high", "ptd",
+              "target_attention_best", "target_attention_no_preference"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for result in results:
             for task, parts in result["tasks"].items():
                 s, final = parts["summary"], parts.get("final")
+                looks = parts.get("object_attention") or {}
                 writer.writerow({**{k: result[k] for k in ("run", "rope", "seed", "question_first")}, "task": task,
                                  "final": final["accuracy"] if final else "",
                                  "gap_closed": gap_closed(final["accuracy"], final["chance"]) if final else "",
                                  **{k: s[k] for k in ("n", "accuracy", "third_gap", "third_gap_null", "near_far")},
                                  "third_gap_low": s["third_gap_ci"][0], "third_gap_high": s["third_gap_ci"][1],
                                  "near_far_low": s["near_far_ci"][0], "near_far_high": s["near_far_ci"][1],
-                                 "ptd": parts["layout"]["ptd"]})
+                                 "ptd": parts["layout"]["ptd"],
+                                 "target_attention_best": looks["best_head"]["share"] if looks.get("best_head") else "",
+                                 "target_attention_no_preference": looks.get("no_preference", "")})
 
 
 def pooled_accuracy(runs: list[dict[str, Any]]) -> np.ndarray:
