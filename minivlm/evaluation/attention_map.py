@@ -85,11 +85,10 @@ def image_grid(batch: Batch, row: int) -> tuple[int, int]:
     return int(grids[row, 1]), int(grids[row, 2])
 
 
-def image_mass(model: VLM, batch: Batch, pad_id: int, merge: int) -> list[torch.Tensor]:
-    """Per prompt of a left-padded batch with one image each: the answer position's attention mass on
-    every merged image location, ``(layers, heads, H, W)`` (fractions of all its attention)."""
-    weights = answer_attention(model, batch, pad_id)  # (layers, B, heads, L)
-    vision = batch["input_ids"] == model.config.image_token_id
+def image_mass(weights: torch.Tensor, batch: Batch, image_token_id: int, merge: int) -> list[torch.Tensor]:
+    """Per prompt of a batch with one image each, its answer position's attention mass on every merged
+    image location, ``(layers, heads, H, W)``, from :func:`answer_attention`'s ``weights``."""
+    vision = batch["input_ids"] == image_token_id
     masses = []
     for row in range(weights.shape[1]):
         rows, columns = image_grid(batch, row)
@@ -114,7 +113,7 @@ def location_maps(model: VLM, batches: Iterable[Batch], pad_id: int, merge: int)
     sums: dict[tuple[int, int], torch.Tensor] = {}
     counts: dict[tuple[int, int], int] = {}
     for batch in batches:
-        for mass in image_mass(model, batch, pad_id, merge):
+        for mass in image_mass(answer_attention(model, batch, pad_id), batch, model.config.image_token_id, merge):
             shape = tuple(mass.shape[-2:])
             sums[shape] = sums.get(shape, 0) + mass.double()
             counts[shape] = counts.get(shape, 0) + 1

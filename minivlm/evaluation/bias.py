@@ -49,7 +49,7 @@ import torch.utils.data
 
 from minivlm.data.tasks import generate
 from minivlm.data.tasks.scene import cell_name, cell_of
-from minivlm.evaluation.attention_map import content_free, image_mass, location_maps
+from minivlm.evaluation.attention_map import answer_attention, content_free, image_mass, location_maps
 from minivlm.evaluation.bias_stats import bootstrap_interval, near_far_gap, null_third_gap, third_gap
 from minivlm.evaluation.evaluate import Settings, load_config, load_model, sample_metadata
 from minivlm.evaluation.targets import Target, find_targets
@@ -152,28 +152,44 @@ def behaviour(run: Run, model: VLM, task: str, count: int) -> list[dict[str, Any
 
 
 def object_attention(run: Run, model: VLM, task: str, count: int) -> dict[str, Any]:
-    """Does the answer position look at the object the question names? Over the prompts (of the first
-    ``count``) whose scene holds several objects, the target token's share of the attention mass on the
-    objects' tokens (the token under each object's centre), per layer and head, beside the share a
-    head without a preference among objects gives (the mean of 1 / objects)."""
-    loader = probe_prompts(run, task, count)
-    merge = run.model_config.spatial_merge
-    shares, fair = [], []
-    for batch in loader:
+    """Does the answer position read the question, and look at the object it names? Over the first
+    ``count`` prompts, per layer and head:
+
+    - ``words``: its attention mass on each word of the question that names the target (the query's
+      values that are one token of the prompt, e.g. the colour and the shape), mean and best head;
+    - ``target_share``: in scenes of several objects, the target token's share of its attention mass
+      on the objects' tokens (the token under each object's centre), beside ``no_preference``, the
+      share a head that looks at every object alike gives (the mean of 1 / objects).
+    """
+    merge, image_id = run.model_config.spatial_merge, model.config.image_token_id
+    shares, fair, words = [], [], {}
+    for batch in probe_prompts(run, task, count):
+        weights = answer_attention(model, batch, run.tokenizer.pad_id)  # (layers, B, heads, L)
         metadata = sample_metadata(run, "val", batch["sample_ids"])
-        for sample_id, mass in zip(batch["sample_ids"], image_mass(model, batch, run.tokenizer.pad_id, merge)):
-            cells = object_cells(metadata[sample_id]["scene"], tuple(mass.shape[-2:]))
-            if len(cells) < 2:
-                continue
-            on_objects = torch.stack([mass[..., row, column] for row, column in cells], dim=-1)  # (layers, heads, k)
-            shares.append(on_objects[..., 0] / on_objects.sum(dim=-1))
-            fair.append(1 / len(cells))
-    if not shares:
-        return {"n": 0, "target_share": None, "no_preference": None, "best_head": None}
-    mean = torch.stack(shares).double().mean(dim=0)
+        for row, (sample_id, mass) in enumerate(zip(batch["sample_ids"], image_mass(weights, batch, image_id, merge))):
+            meta = metadata[sample_id]
+            for field, value in meta["query"].items():
+                word = run.tokenizer.encode(f" {value}") if isinstance(value, str) else []
+                where = (batch["input_ids"][row] == word[0]).nonzero() if len(word) == 1 else []
+                if len(where) == 1:  # a word of the question, once in the prompt
+                    words.setdefault(field, []).append(weights[:, row, :, int(where[0])])
+            cells = object_cells(meta["scene"], tuple(mass.shape[-2:]))
+            if len(cells) > 1:
+                on_objects = torch.stack([mass[..., r, c] for r, c in cells], dim=-1)  # (layers, heads, objects)
+                shares.append(on_objects[..., 0] / on_objects.sum(dim=-1))
+                fair.append(1 / len(cells))
+    return {"n": len(shares), **head_means(shares, "target_share"),
+            "no_preference": float(np.mean(fair)) if fair else None,
+            "words": {field: {"n": len(values), **head_means(values, "mass")} for field, values in words.items()}}
+
+
+def head_means(values: list[torch.Tensor], name: str) -> dict[str, Any]:
+    """``{name: (layers, heads) mean over prompts, "best_head": {"layer", "head", name}}`` (None without prompts)."""
+    if not values:
+        return {name: None, "best_head": None}
+    mean = torch.stack(values).double().mean(dim=0)
     layer, head = divmod(int(mean.argmax()), mean.shape[1])
-    return {"n": len(shares), "target_share": mean.tolist(), "no_preference": float(np.mean(fair)),
-            "best_head": {"layer": layer, "head": head, "share": float(mean[layer, head])}}
+    return {name: mean.tolist(), "best_head": {"layer": layer, "head": head, name: float(mean[layer, head])}}
 
 
 def layout(run: Run, task: str) -> dict[str, Any]:
@@ -259,18 +275,25 @@ def measure_run(target: Target, probe: Probe, device: str = "cpu") -> dict[str, 
               f"PTD {parts['layout']['ptd']:.3f}; with several objects: {s['wrong_multi']} wrong, "
               f"{s['wrong_other_object']} of them naming another object; answers naming the first object in "
               f"raster order {s['names_first']:.2f} (without a preference {s['names_first_fair']:.2f})")
-        looks = parts["object_attention"]
-        if looks["best_head"] is not None:
-            best = looks["best_head"]
-            print(f"  the answer position's attention among the objects: the target's share at most {best['share']:.2f} "
-                  f"(layer {best['layer']}, head {best['head']}; without a preference {looks['no_preference']:.2f}, "
-                  f"{looks['n']} prompts of several objects)")
+        print(f"  the answer position: {reading(parts['object_attention'])}")
     final = final_evaluation(target, tasks)
     for task in tasks:
         result["tasks"][task]["final"] = final.get(task)
     return {"run": target.folder.root.name, "rope": run.model_config.rope.label, "seed": cfg.seed,
             "question_first": result["tasks"][tasks[0]]["layout"]["question_first"],
             "tasks": result["tasks"]}
+
+
+def reading(looks: dict[str, Any]) -> str:
+    """One line of :func:`object_attention`'s best heads (layer L, head H)."""
+    def best(part: dict[str, Any], name: str) -> str:
+        head = part["best_head"]
+        return "n/a" if head is None else f"{head[name]:.2f} (L{head['layer']}H{head['head']})"
+
+    words = ", ".join(f"{field} {best(part, 'mass')}" for field, part in looks["words"].items())
+    fair = "n/a" if looks["no_preference"] is None else f"{looks['no_preference']:.2f}"
+    return (f"attention on the question's words, best head: {words or 'none found'}; the target's share of the "
+            f"attention on the objects, best head: {best(looks, 'target_share')} (no preference: {fair})")
 
 
 def keep(results: list[dict[str, Any]], folder: Path) -> None:

@@ -4,10 +4,11 @@ Runs are grouped by (question side, task, rope); each column is the mean ± samp
 deviation over seeds, and each run's own spreads carry 95 % bootstrap intervals (over prompts):
 
 - ``bias.md``: accuracy (also by object count, and how often an answer in a scene of several objects
-  names the one first in raster order), the best head's share of attention on the target among the
-  objects, the third gap beside its no-bias floor, the near-far gap,
-  and PTD, per variant; then the staggered schedules ranked by accuracy with 95 % t-intervals over seeds, and,
-  where they overlap, the seeds a difference of the measured size would need;
+  names the one first in raster order), the third gap beside its no-bias floor, the near-far gap,
+  and PTD, per variant; what the answer position reads (its attention on the question's words and on
+  the target among the objects, at the best head), per run; then the staggered schedules ranked by
+  accuracy with 95 % t-intervals over seeds, and, where they overlap, the seeds a difference of the
+  measured size would need;
 - ``bias.csv``: one row per run and task;
 - ``accuracy_<side>_<task>.png``: accuracy by target cell, prompts of every seed pooled;
 - ``attention_<side>_<task>_<kind>.png``: the answer position's attention mass by image location,
@@ -87,22 +88,35 @@ def probe_gap(run: dict[str, Any]) -> float:
     return gap_closed(run["summary"]["accuracy"], run["final"]["chance"])
 
 
-def target_attention(runs: list[dict[str, Any]]) -> str:
-    """Each seed's best head share of attention on the target among the objects (runs measured before this
-    part existed: n/a), with the share a head without a preference gives."""
-    looks = [run.get("object_attention") or {} for run in runs]
-    best = ", ".join(f"{x['best_head']['share']:.2f} (L{x['best_head']['layer']}H{x['best_head']['head']})"
-                     if x.get("best_head") else "n/a" for x in looks)
-    fair = [x["no_preference"] for x in looks if x.get("no_preference") is not None]
-    return f"{best} ({statistics.fmean(fair):.2f})" if fair else best
+def reading_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Per run: the answer position's attention on the question's words and on the target among the
+    objects, each at its best head (runs measured before this part existed are left out)."""
+    runs = [(rope, run) for rope, seeds in sorted(ropes.items()) for run in seeds if run.get("object_attention")]
+    if not runs:
+        return []
+    fields = sorted({field for _, run in runs for field in run["object_attention"]["words"]})
+
+    def best(part: dict[str, Any] | None, name: str) -> str:
+        head = part["best_head"] if part else None
+        return "n/a" if head is None else f"{head[name]:.3f} (L{head['layer']}H{head['head']})"
+
+    lines = ["| rope | seed | " + " | ".join(f"attention on the {field} word" for field in fields) +
+             " | target's share of the attention on the objects | no preference |",
+             "|---|---|" + "---|" * (len(fields) + 2)]
+    for rope, run in runs:
+        looks = run["object_attention"]
+        fair = "n/a" if looks["no_preference"] is None else f"{looks['no_preference']:.3f}"
+        lines.append(f"| {rope} | {run['seed']} | " +
+                     " | ".join(best(looks["words"].get(field), "mass") for field in fields) +
+                     f" | {best(looks, 'target_share')} | {fair} |")
+    return lines
 
 
 def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
     lines = ["| rope | seeds | final evaluation per seed (gap closed) | accuracy per seed | accuracy | by object count | "
-             "names the first object (no preference) | attention on the target among objects, best head per seed "
-             "(no preference) | third gap per seed [95 % CI] | third gap | no-bias floor | "
+             "names the first object (no preference) | third gap per seed [95 % CI] | third gap | no-bias floor | "
              "near-far per seed [95 % CI] | near-far | PTD |",
-             "|" + "---|" * 14]
+             "|" + "---|" * 13]
     for rope, runs in sorted(ropes.items()):
         s = [run["summary"] for run in runs]
         finals = ", ".join(f"{run['final']['accuracy']:.3f} ({final_gap(run):.2f})" if run.get("final") else "n/a"
@@ -115,7 +129,6 @@ def variant_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
                             for k in counts)
         first = f"{statistics.fmean(x['names_first'] for x in s):.2f} ({statistics.fmean(x['names_first_fair'] for x in s):.2f})"
         lines.append(f"| {rope} | {len(runs)} | {finals} | {per_seed} | {mean_std([x['accuracy'] for x in s])} | {objects} | {first} | "
-                     f"{target_attention(runs)} | "
                      f"{thirds} | "
                      f"{mean_std([x['third_gap'] for x in s])} | {statistics.fmean(x['third_gap_null'] for x in s):.3f} | "
                      f"{near} | {mean_std([x['near_far'] for x in s])} | {runs[0]['layout']['ptd']:.3f} |")
@@ -170,6 +183,13 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
         short = [f"{run['run']} ({probe_gap(run):.2f}; final evaluation {final_gap(run):.2f})"
                  for runs in ropes.values() for run in runs if run.get("final") and probe_gap(run) < 0.5]
         lines += [f"Runs short of half the gap on the probe's prompts: {', '.join(short) if short else 'none'}.", ""]
+        if reading := reading_table(ropes):
+            lines += ["### What the answer position reads", "",
+                      "Its attention (the position that predicts the answer's first token) on the question's words "
+                      "that name the target, and, in scenes of several objects, the target token's share of its "
+                      "attention on the objects' tokens, each at the head (layer L, head H) where it is largest, "
+                      "over the probe's attention prompts. A model that matches the question to an object needs "
+                      "a head well above *no preference* (1 / objects).", "", *reading, ""]
         for metric in ("accuracy", "near_far"):
             table = ranking(ropes, metric)
             if table:
@@ -181,7 +201,7 @@ def write_csv(results: list[dict[str, Any]], path: Path) -> None:
     fields = ["run", "rope", "seed", "question_first", "task", "final", "gap_closed", "n", "accuracy", "third_gap",
               "third_gap_low",
               "third_gap_high", "third_gap_null", "near_far", "near_far_low", "near_far_high", "ptd",
-              "target_attention_best", "target_attention_no_preference"]
+              "target_share_best", "target_share_no_preference"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
@@ -196,8 +216,8 @@ def write_csv(results: list[dict[str, Any]], path: Path) -> None:
                                  "third_gap_low": s["third_gap_ci"][0], "third_gap_high": s["third_gap_ci"][1],
                                  "near_far_low": s["near_far_ci"][0], "near_far_high": s["near_far_ci"][1],
                                  "ptd": parts["layout"]["ptd"],
-                                 "target_attention_best": looks["best_head"]["share"] if looks.get("best_head") else "",
-                                 "target_attention_no_preference": looks.get("no_preference", "")})
+                                 "target_share_best": looks["best_head"]["target_share"] if looks.get("best_head") else "",
+                                 "target_share_no_preference": looks.get("no_preference") or ""})
 
 
 def pooled_accuracy(runs: list[dict[str, Any]]) -> np.ndarray:
