@@ -61,6 +61,20 @@ def test_labels_cover_exactly_the_answer_and_im_end(tokenizer):
     assert tokenizer.decode(encoded["input_ids"][labelled].tolist()) == ANSWER + "<|im_end|>"
 
 
+def test_train_user_text_labels_the_question_as_well_but_no_marker_or_placeholder(tokenizer):
+    sample = chat(IMAGE, QUESTION, images=[image(64, 64)])
+    answer_only, both = Processor(tokenizer)(sample), Processor(tokenizer, train_user_text=True)(sample)
+    assert torch.equal(answer_only["input_ids"], both["input_ids"])
+    labelled = both["labels"] != IGNORE_INDEX
+    assert torch.equal(both["labels"][labelled], both["input_ids"][labelled])
+    question = tokenizer.encode(QUESTION["text"])
+    assert tokenizer.decode(both["input_ids"][labelled].tolist()) == QUESTION["text"] + ANSWER + "<|im_end|>"
+    assert labelled.sum() == (answer_only["labels"] != IGNORE_INDEX).sum() + len(question)
+    prompt = Processor(tokenizer, train_user_text=True)(sample, prompt_only=True)
+    assert (prompt["labels"] == IGNORE_INDEX).all()  # a prompt trains on nothing
+    assert Processor(tokenizer, train_user_text=True).settings()["train_user_text"] is True
+
+
 def test_prompt_only_is_the_training_prefix(tokenizer):
     processor = Processor(tokenizer)
     sample = chat(IMAGE, QUESTION, images=[image(64, 48)])

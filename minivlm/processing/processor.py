@@ -77,6 +77,8 @@ class Processor:
         video_layout: ``timestamps`` (Qwen3-VL text timestamps) or ``absolute_time`` (Qwen2.5-VL;
             pair with the mrope option ``tokens_per_second``).
         max_seq_len: longest templated sample allowed, in tokens (the LM's context).
+        train_user_text: also train on the user's text, not only the answers
+            (:func:`~minivlm.processing.template.render_chat`).
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class Processor:
         fps: float = 2.0,
         video_layout: str = "timestamps",
         max_seq_len: int = 2048,
+        train_user_text: bool = False,
     ) -> None:
         if not isinstance(max_seq_len, int) or max_seq_len < 1:
             raise ValueError(f"processor max_seq_len must be a positive int, got {max_seq_len!r}.")
@@ -102,6 +105,7 @@ class Processor:
             mean=tuple(image_mean), std=tuple(image_std), fps=fps, video_layout=video_layout,
         )
         self.max_seq_len = max_seq_len
+        self.train_user_text = bool(train_user_text)
 
     def __call__(self, sample: Sample, prompt_only: bool = False) -> EncodedSample:
         """Encode one sample.
@@ -126,7 +130,7 @@ class Processor:
             reason = "bad video"
             videos = [encode_video(video["frames"], video.get("fps"), self.spec) for video in sample.get("videos", [])]
             reason = "bad conversation"
-            chat = render_chat(sample["messages"], images, videos, self.tokenizer, prompt_only)
+            chat = render_chat(sample["messages"], images, videos, self.tokenizer, prompt_only, self.train_user_text)
         except ValueError as error:
             raise SampleError(sample_id, reason, str(error)) from None
         length = chat.input_ids.numel()
@@ -152,7 +156,7 @@ class Processor:
         return {"patch_size": spec.patch_size, "temporal_patch": spec.temporal_patch, "merge": spec.merge,
                 "min_pixels": spec.min_pixels, "max_pixels": spec.max_pixels, "image_mean": list(spec.mean),
                 "image_std": list(spec.std), "fps": spec.fps, "video_layout": spec.video_layout,
-                "max_seq_len": self.max_seq_len}
+                "max_seq_len": self.max_seq_len, "train_user_text": self.train_user_text}
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write the settings, the tokenizer and the chat template into ``folder`` (created); returns it."""

@@ -9,7 +9,9 @@ Each vision part expands to its blocks (:mod:`minivlm.processing.media`), every 
 ``prefix <|vision_start|> pad * n <|vision_end|>`` with ``n`` the block's merged token count, so
 placeholders and vision features agree by construction. Only assistant text and the
 ``<|im_end|>`` that closes an assistant turn are trained on (the model must learn to stop); the
-rest gets label -100. A prompt drops the final assistant turn and ends with
+rest gets label -100. With ``train_user_text`` the user's text is trained on too (its words, never
+the markers or vision placeholders): after an image, predicting the question's words asks the
+model to name what it sees, and each attribute word the one it belongs with. A prompt drops the final assistant turn and ends with
 ``<|im_start|>assistant\\n``, exactly the prefix of the training sequence the answer follows.
 
 For the position designs the sequence is a list of segments: text runs (the start/end markers and
@@ -134,6 +136,7 @@ def render_chat(
     videos: Sequence[EncodedMedia],
     tokenizer: BPETokenizer,
     prompt_only: bool = False,
+    train_user_text: bool = False,
 ) -> RenderedChat:
     """Template ``messages`` whose ``{"type": "image"}`` / ``{"type": "video"}`` parts take
     ``images`` / ``videos`` in order.
@@ -143,6 +146,7 @@ def render_chat(
         images, videos: encoded media, one per image / video part.
         tokenizer: the BPE tokenizer.
         prompt_only: drop a final assistant turn and end with ``<|im_start|>assistant\\n``.
+        train_user_text: also train on the text of user turns (a prompt trains on nothing).
 
     Raises:
         ValueError: malformed messages, no assistant turn to train on (unless ``prompt_only``),
@@ -166,6 +170,7 @@ def render_chat(
     for turn, message in enumerate(messages):
         role = message["role"]
         answer = role == "assistant" and not prompt_only  # a prompt's earlier answers are context, not targets
+        trained_text = answer or (train_user_text and role == "user" and not prompt_only)
         if role == "assistant" and not any(p.get("type") == "text" and p["text"].strip() for p in _parts(message)):
             raise ValueError(f"message {turn} is an assistant turn without text, so its answer would be only the "
                              "end of the turn; give the answer's text (or drop the turn).")
@@ -175,7 +180,7 @@ def render_chat(
         for part in _parts(message):
             kind = part.get("type")
             if kind == "text":
-                builder.text(tokenizer.encode(_checked_text(part["text"])), trained=answer)
+                builder.text(tokenizer.encode(_checked_text(part["text"])), trained=trained_text)
             elif kind in pending:
                 media = next(pending[kind])
                 used.append(media)

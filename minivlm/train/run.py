@@ -71,6 +71,7 @@ def build_processor(data: DictConfig, model_config: ModelConfig, tokenizer: BPET
         tokenizer, patch_size=model_config.patch_size, temporal_patch=model_config.temporal_patch,
         merge=model_config.spatial_merge, min_pixels=data.min_pixels, max_pixels=data.max_pixels,
         fps=data.fps, video_layout=data.video_layout, max_seq_len=model_config.max_seq_len,
+        train_user_text=bool(data.get("train_user_text", False)),  # absent from configs saved before the switch
     )
 
 

@@ -27,7 +27,7 @@ INTEGERS = {
 }
 OPTIONAL_INTEGERS = {"keep_every"}  # null is allowed (and means "off")
 REAL_DATA_INTEGERS = {"data.real.holdout": 0}
-SWITCHES = ("compile", "overwrite", "resume.weights_only")  # true or false
+SWITCHES = ("compile", "overwrite", "resume.weights_only", "data.train_user_text")  # true or false
 
 
 @dataclass(frozen=True)
