@@ -178,13 +178,14 @@ def test_a_head_without_a_preference_gives_the_target_one_share_in_objects(run):
             layer.attn.q_proj.weight.zero_()
         looks = object_attention(run, model, "grounding", count)
     assert looks["n"] == len(several) and looks["no_preference"] == pytest.approx(np.mean([1 / k for k in several]))
-    np.testing.assert_allclose(looks["target_share"], looks["no_preference"], rtol=1e-6)
-    assert looks["best_head"]["target_share"] == pytest.approx(looks["no_preference"])
+    for part in ("target", "distractor"):  # every object alike: the target no more than another
+        np.testing.assert_allclose(looks[part]["mean"], looks["no_preference"], rtol=1e-6)
+        assert looks[part]["best_head"]["value"] == pytest.approx(looks["no_preference"])
     # The same uniform attention puts 1 / (real tokens) of the mass on each of the question's words.
     lengths = torch.cat([(b["input_ids"] != run.tokenizer.pad_id).sum(dim=1) for b in probe_prompts(run, "grounding", count)])
     for field in ("color", "shape"):
         assert looks["words"][field]["n"] == count
-        assert looks["words"][field]["mass"][0][0] == pytest.approx((1 / lengths.double()).mean().item())
+        assert looks["words"][field]["mean"][0][0] == pytest.approx((1 / lengths.double()).mean().item())
 
 
 def test_spreads_have_their_golden_values_and_intervals_hold_them():
@@ -250,8 +251,8 @@ def test_a_run_is_measured_once_resumed_and_reported(tmp_path, monkeypatch):
     assert parts["attention"]["6x6"]["n"] == parts["attention_content_free"]["6x6"]["n"] == 3
     looks = parts["object_attention"]
     several = sum(r["objects"] > 1 for r in parts["records"][:3])  # the attention's prompts are the answers' first 3
-    assert looks["n"] == several and (several == 0 or 0 <= looks["best_head"]["target_share"] <= 1)
-    assert looks["words"]["color"]["n"] == 3 and 0 < looks["words"]["color"]["best_head"]["mass"] < 1
+    assert looks["n"] == several and (several == 0 or 0 <= looks["target"]["best_head"]["value"] <= 1)
+    assert looks["words"]["color"]["n"] == 3 and 0 < looks["words"]["color"]["best_head"]["value"] < 1
     assert np.array(parts["layout"]["question_distance"]).argmin() == 0  # question first: top-left nearest
     final = json.loads((folder / "final_eval.json").read_text())["accuracy"]["grounding"]
     assert parts["final"] == {"accuracy": final, "chance": pytest.approx(1 / 9, abs=1e-4)}  # its own final evaluation

@@ -153,16 +153,19 @@ def behaviour(run: Run, model: VLM, task: str, count: int) -> list[dict[str, Any
 
 def object_attention(run: Run, model: VLM, task: str, count: int) -> dict[str, Any]:
     """Does the answer position read the question, and look at the object it names? Over the first
-    ``count`` prompts, per layer and head:
+    ``count`` prompts, per layer and head (each part's ``mean`` and its ``best_head``):
 
     - ``words``: its attention mass on each word of the question that names the target (the query's
-      values that are one token of the prompt, e.g. the colour and the shape), mean and best head;
-    - ``target_share``: in scenes of several objects, the target token's share of its attention mass
-      on the objects' tokens (the token under each object's centre), beside ``no_preference``, the
-      share a head that looks at every object alike gives (the mean of 1 / objects).
+      values that are one token of the prompt, e.g. the colour and the shape);
+    - ``target``: in scenes of several objects, the target token's share of its attention mass on
+      the objects' tokens (the token under each object's centre); ``no_preference`` is the share a
+      head that looks at every object alike gives (the mean of 1 / objects);
+    - ``distractor``: the same share for another object (the scene's second), which the question
+      does not name: the best of many heads sits above ``no_preference`` by noise and place alone,
+      and this is how far, the floor the target's best head must clear.
     """
     merge, image_id = run.model_config.spatial_merge, model.config.image_token_id
-    shares, fair, words = [], [], {}
+    target, distractor, fair, words = [], [], [], {}
     for batch in probe_prompts(run, task, count):
         weights = answer_attention(model, batch, run.tokenizer.pad_id)  # (layers, B, heads, L)
         metadata = sample_metadata(run, "val", batch["sample_ids"])
@@ -176,20 +179,22 @@ def object_attention(run: Run, model: VLM, task: str, count: int) -> dict[str, A
             cells = object_cells(meta["scene"], tuple(mass.shape[-2:]))
             if len(cells) > 1:
                 on_objects = torch.stack([mass[..., r, c] for r, c in cells], dim=-1)  # (layers, heads, objects)
-                shares.append(on_objects[..., 0] / on_objects.sum(dim=-1))
+                share = on_objects / on_objects.sum(dim=-1, keepdim=True)
+                target.append(share[..., 0])
+                distractor.append(share[..., 1])
                 fair.append(1 / len(cells))
-    return {"n": len(shares), **head_means(shares, "target_share"),
+    return {"n": len(target), "target": head_means(target), "distractor": head_means(distractor),
             "no_preference": float(np.mean(fair)) if fair else None,
-            "words": {field: {"n": len(values), **head_means(values, "mass")} for field, values in words.items()}}
+            "words": {field: {"n": len(values), **head_means(values)} for field, values in words.items()}}
 
 
-def head_means(values: list[torch.Tensor], name: str) -> dict[str, Any]:
-    """``{name: (layers, heads) mean over prompts, "best_head": {"layer", "head", name}}`` (None without prompts)."""
+def head_means(values: list[torch.Tensor]) -> dict[str, Any]:
+    """``{"mean": (layers, heads) mean over prompts, "best_head": {"layer", "head", "value"}}`` (None without prompts)."""
     if not values:
-        return {name: None, "best_head": None}
+        return {"mean": None, "best_head": None}
     mean = torch.stack(values).double().mean(dim=0)
     layer, head = divmod(int(mean.argmax()), mean.shape[1])
-    return {name: mean.tolist(), "best_head": {"layer": layer, "head": head, name: float(mean[layer, head])}}
+    return {"mean": mean.tolist(), "best_head": {"layer": layer, "head": head, "value": float(mean[layer, head])}}
 
 
 def layout(run: Run, task: str) -> dict[str, Any]:
@@ -286,14 +291,17 @@ def measure_run(target: Target, probe: Probe, device: str = "cpu") -> dict[str, 
 
 def reading(looks: dict[str, Any]) -> str:
     """One line of :func:`object_attention`'s best heads (layer L, head H)."""
-    def best(part: dict[str, Any], name: str) -> str:
-        head = part["best_head"]
-        return "n/a" if head is None else f"{head[name]:.2f} (L{head['layer']}H{head['head']})"
-
-    words = ", ".join(f"{field} {best(part, 'mass')}" for field, part in looks["words"].items())
+    words = ", ".join(f"{field} {best_head(part)}" for field, part in looks["words"].items())
     fair = "n/a" if looks["no_preference"] is None else f"{looks['no_preference']:.2f}"
-    return (f"attention on the question's words, best head: {words or 'none found'}; the target's share of the "
-            f"attention on the objects, best head: {best(looks, 'target_share')} (no preference: {fair})")
+    return (f"attention on the question's words, best head: {words or 'none found'}; share of the attention on "
+            f"the objects, best head: target {best_head(looks['target'])}, a distractor "
+            f"{best_head(looks['distractor'])} (no preference: {fair})")
+
+
+def best_head(part: dict[str, Any] | None) -> str:
+    """``value (L<layer>H<head>)`` of one part of :func:`object_attention`; n/a without prompts."""
+    head = part["best_head"] if part else None
+    return "n/a" if head is None else f"{head['value']:.3f} (L{head['layer']}H{head['head']})"
 
 
 def keep(results: list[dict[str, Any]], folder: Path) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from minivlm.evaluation.bias import best_head
 from minivlm.evaluation.bias_stats import cell_accuracy
 from minivlm.scoring import gap_closed
 
@@ -89,26 +90,21 @@ def probe_gap(run: dict[str, Any]) -> float:
 
 
 def reading_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """Per run: the answer position's attention on the question's words and on the target among the
-    objects, each at its best head (runs measured before this part existed are left out)."""
+    """Per run: the answer position's attention on the question's words, and on the target and on a
+    distractor among the objects, each at its best head (runs measured before this part: left out)."""
     runs = [(rope, run) for rope, seeds in sorted(ropes.items()) for run in seeds if run.get("object_attention")]
     if not runs:
         return []
     fields = sorted({field for _, run in runs for field in run["object_attention"]["words"]})
-
-    def best(part: dict[str, Any] | None, name: str) -> str:
-        head = part["best_head"] if part else None
-        return "n/a" if head is None else f"{head[name]:.3f} (L{head['layer']}H{head['head']})"
-
     lines = ["| rope | seed | " + " | ".join(f"attention on the {field} word" for field in fields) +
-             " | target's share of the attention on the objects | no preference |",
-             "|---|---|" + "---|" * (len(fields) + 2)]
+             " | target's share of the attention on the objects | a distractor's | no preference |",
+             "|---|---|" + "---|" * (len(fields) + 3)]
     for rope, run in runs:
         looks = run["object_attention"]
         fair = "n/a" if looks["no_preference"] is None else f"{looks['no_preference']:.3f}"
         lines.append(f"| {rope} | {run['seed']} | " +
-                     " | ".join(best(looks["words"].get(field), "mass") for field in fields) +
-                     f" | {best(looks, 'target_share')} | {fair} |")
+                     " | ".join(best_head(looks["words"].get(field)) for field in fields) +
+                     f" | {best_head(looks['target'])} | {best_head(looks['distractor'])} | {fair} |")
     return lines
 
 
@@ -188,8 +184,11 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
                       "Its attention (the position that predicts the answer's first token) on the question's words "
                       "that name the target, and, in scenes of several objects, the target token's share of its "
                       "attention on the objects' tokens, each at the head (layer L, head H) where it is largest, "
-                      "over the probe's attention prompts. A model that matches the question to an object needs "
-                      "a head well above *no preference* (1 / objects).", "", *reading, ""]
+                      "over the probe's attention prompts. The distractor's column is the same share for an object "
+                      "the question does not name (the scene's second): the best of many heads clears *no "
+                      "preference* (1 / objects) by noise and place alone, so a model that matches the question "
+                      "to an object needs a head whose target share is well above its distractor's.", "",
+                      *reading, ""]
         for metric in ("accuracy", "near_far"):
             table = ranking(ropes, metric)
             if table:
@@ -201,7 +200,7 @@ def write_csv(results: list[dict[str, Any]], path: Path) -> None:
     fields = ["run", "rope", "seed", "question_first", "task", "final", "gap_closed", "n", "accuracy", "third_gap",
               "third_gap_low",
               "third_gap_high", "third_gap_null", "near_far", "near_far_low", "near_far_high", "ptd",
-              "target_share_best", "target_share_no_preference"]
+              "target_share_best", "distractor_share_best", "share_no_preference"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
@@ -216,8 +215,9 @@ def write_csv(results: list[dict[str, Any]], path: Path) -> None:
                                  "third_gap_low": s["third_gap_ci"][0], "third_gap_high": s["third_gap_ci"][1],
                                  "near_far_low": s["near_far_ci"][0], "near_far_high": s["near_far_ci"][1],
                                  "ptd": parts["layout"]["ptd"],
-                                 "target_share_best": looks["best_head"]["target_share"] if looks.get("best_head") else "",
-                                 "target_share_no_preference": looks.get("no_preference") or ""})
+                                 **{f"{part}_share_best": (looks[part]["best_head"] or {}).get("value", "")
+                                    if looks else "" for part in ("target", "distractor")},
+                                 "share_no_preference": looks.get("no_preference") or ""})
 
 
 def pooled_accuracy(runs: list[dict[str, Any]]) -> np.ndarray:
