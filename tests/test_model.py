@@ -135,6 +135,7 @@ def test_sincos_table_golden():
     assert torch.equal(table[:, 0, 0], torch.tensor([0.0, 0, 1, 1, 0, 0, 1, 1]))
     with pytest.raises(ValueError, match="divisible by 4"):
         AbsolutePositions(side=3, dim=6)
+    assert torch.allclose(AbsolutePositions(side=3, dim=8, scale=0.25).table[0], 0.25 * table)
 
 
 def test_merger_merges_each_window_of_four_consecutive_patches():
@@ -214,6 +215,8 @@ def test_bad_configs_fail_at_construction():
         ModelConfig(deepstack_layers=(7,))
     with pytest.raises(ValueError, match="vit_abs_pos_init='zeros'"):
         ModelConfig(vit_abs_pos_init="zeros")
+    with pytest.raises(ValueError, match="vit_abs_pos_scale must be a positive number"):
+        ModelConfig(vit_abs_pos_scale=0)
 
 
 def test_a_saved_config_with_a_field_this_version_lacks_is_a_value_error_naming_it():

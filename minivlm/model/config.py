@@ -107,6 +107,7 @@ class ModelConfig:
                                           # frame (Qwen3-VL); 0 = off. With vit_rope off too, the ViT sees no
                                           # positions. Recipe: 8, started as sin-cos
     vit_abs_pos_init: str = "sincos"      # start of that table: sincos (2D sin-cos, unit amplitude) | normal (std 0.02)
+    vit_abs_pos_scale: float = 1.0        # amplitude of the sin-cos start (below 1: place weighs less against content)
     vit_rope_theta: float = 10_000.0      # base of the ViT's 2D RoPE
     drop_path: float = 0.0                # stochastic depth rate of the last ViT block (linear from 0)
     deepstack_layers: tuple[int, ...] = ()  # ViT blocks feeding DeepStack mergers (Qwen3-VL); () = off
@@ -206,6 +207,8 @@ class ModelConfig:
             )
         if not isinstance(self.vit_abs_pos, int) or self.vit_abs_pos < 0:
             raise ValueError(f"ModelConfig.vit_abs_pos must be 0 (off) or a table side >= 1, got {self.vit_abs_pos!r}.")
+        if not isinstance(self.vit_abs_pos_scale, (int, float)) or not 0 < self.vit_abs_pos_scale < float("inf"):
+            raise ValueError(f"ModelConfig.vit_abs_pos_scale must be a positive number, got {self.vit_abs_pos_scale!r}.")
         if self.vit_abs_pos_init not in ABS_POS_INITS:
             raise ValueError(f"ModelConfig.vit_abs_pos_init={self.vit_abs_pos_init!r}; choose one of {ABS_POS_INITS}.")
         bad = [i for i in self.deepstack_layers if not 0 <= i < self.vit_depth]
