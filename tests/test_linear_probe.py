@@ -11,8 +11,8 @@ from train_helpers import compose_config, single_thread  # noqa: F401 (autouse f
 from minivlm.data.tasks import generate
 from minivlm.data.tasks.scene import COLOR_NAMES, SHAPES
 from minivlm.evaluation import linear_probe
-from minivlm.evaluation.linear_probe import (cell_means, fact_features, majority, probe_accuracy, scene_facts,
-                                             scenes, token_grids)
+from minivlm.evaluation.linear_probe import (cell_means, explained_variance, fact_features, majority,
+                                             probe_accuracy, scene_facts, scenes, token_grids)
 from minivlm.train.run import build_run, train
 
 
@@ -63,6 +63,14 @@ def test_the_probe_recovers_a_linear_fact_and_not_a_random_one():
     assert majority(torch.tensor([0, 1, 1, 2]), torch.tensor([1, 1, 0, 2])) == 0.5
 
 
+def test_explained_variance_is_the_share_of_the_spread_in_the_class_means():
+    x = torch.tensor([[0.0, 0], [2, 0], [4, 0], [6, 0]])
+    # means 1 and 5 about 3: between 2 * (4 + 4) = 16 of a total 9 + 1 + 1 + 9 = 20
+    assert explained_variance(x, torch.tensor([0, 0, 1, 1])) == pytest.approx(0.8)
+    assert explained_variance(x, torch.tensor([0, 1, 2, 3])) == pytest.approx(1.0)  # one point per class
+    assert explained_variance(x, torch.tensor([0, 1, 1, 0])) == pytest.approx(0.0)  # both means at 3
+
+
 @pytest.mark.slow
 def test_the_command_probes_checkpoints_of_a_run_after_its_initialisation(tmp_path, capsys):
     folder = tmp_path / "run"
@@ -71,11 +79,13 @@ def test_the_command_probes_checkpoints_of_a_run_after_its_initialisation(tmp_pa
         "grounding", "attribute_at", "relation", "count"}  # compare's two images have no one scene
     checkpoints = sorted((folder / "checkpoints").glob("step-*.ckpt"), reverse=True)
     linear_probe.main([*map(str, checkpoints), "--scenes", "40"])
-    lines = capsys.readouterr().out.splitlines()
-    rows = {line.split(" | ")[0].strip("| "): [float(v) for v in line.strip(" |").split(" | ")[1:]]
-            for line in lines if line.startswith("| ") and not line.startswith("| weights")}
-    assert list(rows) == ["initialisation (seed 0)", "step 1", "step 2", "majority class"]  # by step
-    assert all(len(values) == 4 and all(0 <= v <= 1 for v in values) for values in rows.values())
+    probes, shares = capsys.readouterr().out.split("share of the variance")
+    for text, names, width in ((probes, ["initialisation (seed 0)", "step 1", "step 2", "majority class"], 4),
+                               (shares, ["initialisation (seed 0)", "step 1", "step 2"], 3)):
+        rows = {line.split(" | ")[0].strip("| "): [float(v) for v in line.strip(" |").split(" | ")[1:]]
+                for line in text.splitlines() if line.startswith("| ") and not line.startswith("| weights")}
+        assert list(rows) == names  # by step
+        assert all(len(values) == width and all(0 <= v <= 1 for v in values) for values in rows.values())
     with pytest.raises(SystemExit, match="--scenes must be >= 20"):
         linear_probe.main([str(folder), "--scenes", "5"])
     other = tmp_path / "other"

@@ -22,6 +22,12 @@ run's seed), since random features already separate much (what training added is
 Several checkpoints of one run (``keep_every`` keeps them) give one row each: what the tokens hold
 over training.
 
+Readable is not the same as prominent: a second table gives, over the held-out tokens under the
+objects, the share of their variance that each object's colour, its shape and the token's place
+in the grid explain (the correlation ratio, eta squared: the spread of the class means over the
+total spread). A fact a probe reads at 0.99 may still be a direction the LM's attention has to
+single out from features that mostly say where a token is.
+
     python -m minivlm.evaluation.linear_probe outputs/<run>                    # the run's last weights
     python -m minivlm.evaluation.linear_probe outputs/<run>/checkpoints/step-*.ckpt --features vit
 """
@@ -173,6 +179,24 @@ def fact_features(grids: list[torch.Tensor], facts: Facts, grid: int) -> dict[st
             "occupied": (cells, facts.occupied), "count": (cells.flatten(1), facts.count)}
 
 
+def explained_variance(x: torch.Tensor, labels: torch.Tensor) -> float:
+    """Eta squared: the share of the features' total squared spread about their mean that lies in the
+    spread of the class means (each class weighted by its size)."""
+    mean = x.mean(dim=0)
+    total = (x - mean).pow(2).sum()
+    between = sum((labels == c).sum() * (x[labels == c].mean(dim=0) - mean).pow(2).sum() for c in labels.unique())
+    return float(between / total)
+
+
+def variance_shares(grids: list[torch.Tensor], facts: Facts) -> dict[str, float]:
+    """``{fact: eta squared}`` of the tokens under the objects: their colour, their shape, and the
+    token's place (its row and column in the image's token grid)."""
+    at_objects = torch.stack([grids[scene][row, col] for scene, row, col in facts.token]).double()
+    place = torch.tensor([row * 1000 + col for _, row, col in facts.token])
+    return {"colour": explained_variance(at_objects, facts.colour), "shape": explained_variance(at_objects, facts.shape),
+            "place": explained_variance(at_objects, place)}
+
+
 def fact_probes(train: dict[str, tuple[torch.Tensor, torch.Tensor]],
                 test: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, tuple[float, float]]:
     """``{fact: (probe accuracy, majority accuracy)}`` on the test scenes; occupancy averaged over cells."""
@@ -189,9 +213,10 @@ def fact_probes(train: dict[str, tuple[torch.Tensor, torch.Tensor]],
 
 
 def probe_models(run: Run, models: dict[str, VLM], count: int = 2000,
-                 features: str = "merged") -> dict[str, dict[str, tuple[float, float]]]:
-    """``{model name: {fact: (accuracy, majority)}}`` on ``count`` train scenes (a quarter as many held out),
-    the same scenes for every model."""
+                 features: str = "merged") -> dict[str, dict[str, dict]]:
+    """``{model name: {"probes": {fact: (accuracy, majority)}, "variance": variance_shares}}`` on ``count``
+    train scenes (a quarter as many held out, where the variance shares are read), the same scenes for
+    every model."""
     train, test = scenes(run, "train", count), scenes(run, "val", max(1, count // 4))
     grid = train[0]["meta"]["scene"]["grid"]
     facts: dict[int, Facts] = {}  # per split: the scenes' facts, the same for every model
@@ -203,12 +228,12 @@ def probe_models(run: Run, models: dict[str, VLM], count: int = 2000,
             if index not in facts:
                 facts[index] = scene_facts(samples, [tuple(g.shape[:2]) for g in grids])
             split_features.append(fact_features(grids, facts[index], grid))
-        results[name] = fact_probes(*split_features)
+        results[name] = {"probes": fact_probes(*split_features), "variance": variance_shares(grids, facts[1])}
     return results
 
 
 def probe_checkpoints(paths: Sequence[Path], weights: str = "last", count: int = 2000,
-                      features: str = "merged") -> dict[str, dict[str, tuple[float, float]]]:
+                      features: str = "merged") -> dict[str, dict[str, dict]]:
     """The probes of one run's checkpoints (or its ``weights``), after the same model at initialisation."""
     targets = [target for path in paths for target in find_targets(path, weights)]
     roots = {target.folder.root.resolve() for target in targets}
@@ -230,11 +255,20 @@ def step_order(name: str) -> int:
     return int(name.split()[1]) if name.startswith("step ") else -1
 
 
-def table(results: dict[str, dict[str, tuple[float, float]]]) -> str:
+def table(results: dict[str, dict[str, dict]]) -> str:
     lines = ["| weights | " + " | ".join(FACTS) + " |", "|---" * (len(FACTS) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(f"{facts[f][0]:.3f}" for f in FACTS) + " |" for name, facts in results.items()]
-    some = next(iter(results.values()))
+    lines += [f"| {name} | " + " | ".join(f"{result['probes'][f][0]:.3f}" for f in FACTS) + " |"
+              for name, result in results.items()]
+    some = next(iter(results.values()))["probes"]
     return "\n".join([*lines, "| majority class | " + " | ".join(f"{some[f][1]:.3f}" for f in FACTS) + " |"])
+
+
+def variance_table(results: dict[str, dict[str, dict]]) -> str:
+    names = list(next(iter(results.values()))["variance"])
+    lines = ["| weights | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{result['variance'][n]:.3f}" for n in names) + " |"
+              for name, result in results.items()]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -253,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"error: {error}") from None
     print(f"{', '.join(map(str, args.paths))}: linear probes of the {args.features} image tokens (held-out accuracy; "
           "colour and shape from the token under each object, occupied per cell, count from all cells)\n"
-          f"{table(results)}")
+          f"{table(results)}\n\nshare of the variance of the tokens under the objects that each explains "
+          f"(eta squared, held-out scenes)\n{variance_table(results)}")
 
 
 if __name__ == "__main__":
