@@ -188,10 +188,10 @@ def explained_variance(x: torch.Tensor, labels: torch.Tensor) -> float:
     return float(between / total)
 
 
-def variance_shares(grids: list[torch.Tensor], facts: Facts) -> dict[str, float]:
-    """``{fact: eta squared}`` of the tokens under the objects: their colour, their shape, and the
-    token's place (its row and column in the image's token grid)."""
-    at_objects = torch.stack([grids[scene][row, col] for scene, row, col in facts.token]).double()
+def variance_shares(at_objects: torch.Tensor, facts: Facts) -> dict[str, float]:
+    """``{fact: eta squared}`` of the tokens under the objects (``fact_features``' colour features): their
+    colour, their shape, and the token's place (its row and column in the image's token grid)."""
+    at_objects = at_objects.double()
     place = torch.tensor([row * 1000 + col for _, row, col in facts.token])
     return {"colour": explained_variance(at_objects, facts.colour), "shape": explained_variance(at_objects, facts.shape),
             "place": explained_variance(at_objects, place)}
@@ -228,7 +228,7 @@ def probe_models(run: Run, models: dict[str, VLM], count: int = 2000,
             if index not in facts:
                 facts[index] = scene_facts(samples, [tuple(g.shape[:2]) for g in grids])
             split_features.append(fact_features(grids, facts[index], grid))
-        results[name] = {"probes": fact_probes(*split_features), "variance": variance_shares(grids, facts[1])}
+        results[name] = {"probes": fact_probes(*split_features), "variance": variance_shares(split_features[1]["colour"][0], facts[1])}
     return results
 
 
