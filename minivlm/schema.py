@@ -77,6 +77,7 @@ class Batch(TypedDict):
     document_ids: torch.Tensor | None  # (B, L) long: the sample of its row each token is (-1: padding); None = plain causal
     vision_index: torch.Tensor  # (2, V) long: (row, column) of every vision placeholder, in token order
     answer_index: torch.Tensor  # (2, A) long: (row, column) of the positions whose next token is an answer token
+    answer_task: torch.Tensor | None  # (A,) long: the task of each of those positions, an index into the collator's task_names; None: not asked for
     next_position: dict[str, torch.Tensor] | None  # design key -> (B,) first decoding id; None when packed
     packing_efficiency: float  # share of the B * L slots holding real tokens
     real_tokens: int  # non-padding tokens (counts are Python numbers: reading them never waits for a device)

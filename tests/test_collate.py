@@ -133,6 +133,24 @@ def test_vision_tensors_follow_token_order(encoded, tokenizer, mode):
     assert (batch["vision_frames"], batch["longest_frame"]) == (int(grid[:, 0].sum()), int((grid[:, 1] * grid[:, 2]).max()))
 
 
+@pytest.mark.parametrize("mode", ["pad", "pack"])
+def test_answer_task_names_the_sample_of_every_answer_position(encoded, mode):
+    names = ["task3", "task1", "other", "task0", "task2"]  # not in sample order: indices are into this list
+    budget = max(lengths(encoded)) + min(lengths(encoded))
+    batch = Collator(SCHEDULE, pad_id=0, max_tokens=budget, mode=mode, task_names=names)(encoded)
+    # Answer positions run row by row, as the samples of the batch do: each sample's answer tokens in turn.
+    expected = [names.index(task) for task, sid in zip(batch["tasks"], batch["sample_ids"])
+                for _ in range(int((encoded[int(sid[1:])]["labels"] != IGNORE_INDEX).sum()))]
+    assert batch["answer_task"].tolist() == expected
+    assert batch["answer_task"].shape == (batch["answer_tokens"],)
+    assert Collator(SCHEDULE, pad_id=0, max_tokens=budget, mode=mode)(encoded)["answer_task"] is None
+
+
+def test_a_task_outside_task_names_raises(encoded):
+    with pytest.raises(ValueError, match="sample 's2' has task 'task2', not one of the collator's task_names"):
+        Collator(SCHEDULE, pad_id=0, max_tokens=512, task_names=["task0", "task1"])(encoded[:3])
+
+
 def test_text_only_batch_has_no_vision(encoded):
     batch = Collator(SCHEDULE, pad_id=0, max_tokens=512)([encoded[2]])
     assert batch["pixel_values"] is None and batch["vision_grid"] is None and batch["patch_positions"] is None

@@ -14,6 +14,7 @@ from minivlm.evaluation.curves import (
     read_metrics,
     run_totals,
     task_curves,
+    task_loss_curves,
     write_curves,
 )
 
@@ -21,7 +22,8 @@ from minivlm.evaluation.curves import (
 def write_log(run, version, rows):
     folder = run / "logs" / f"version_{version}"
     folder.mkdir(parents=True)
-    fields = ["step", "train/time", "train/flops", "train/loss", "val/acc", "val/acc/grounding", "val/acc/count"]
+    fields = ["step", "train/time", "train/flops", "train/loss", "train/loss/count", "train/loss/grounding", "val/acc",
+              "val/acc/grounding", "val/acc/count"]
     with (folder / "metrics.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
@@ -40,7 +42,9 @@ def run(tmp_path):
     ])
     # A resumed launch repeats step 39's validation: the later value wins.
     write_log(run, 1, [
-        {"step": 29, "train/loss": 2.25}, {"step": 39, "train/time": 23.0, "train/flops": 4e9, "train/loss": 2.0},
+        {"step": 29, "train/loss": 2.25, "train/loss/count": 2.5},  # an interval without grounding
+        {"step": 39, "train/time": 23.0, "train/flops": 4e9, "train/loss": 2.0, "train/loss/count": 1.5,
+         "train/loss/grounding": 2.75},
         {"step": 39, "val/acc/grounding": 0.5, "val/acc/count": 0.75},
     ])
     write_log(run, 2, [{"step": 39, "val/acc/grounding": 0.53125, "val/acc/count": 0.75}])
@@ -69,6 +73,10 @@ def test_the_loss_curve_counts_optimizer_steps_and_keeps_a_resumed_runs_values(r
     assert loss_curve(read_metrics(run)) == [(10, 3.5), (20, 2.5), (30, 2.25), (40, 2.0)]
 
 
+def test_task_losses_are_read_per_task_where_logged(run):
+    assert task_loss_curves(read_metrics(run)) == {"count": [(30, 2.5), (40, 1.5)], "grounding": [(40, 2.75)]}
+
+
 def test_half_gap_is_the_first_point_past_the_midpoint_between_chance_and_one():
     points = [Point(10, 1.0, 0.3), Point(20, 2.0, 0.55), Point(30, 3.0, 0.9)]
     assert first_halfway(points, chance=0.1) == Point(20, 2.0, 0.55)  # target 0.55
@@ -84,7 +92,8 @@ def test_write_curves_tables_and_figure(run, tmp_path):
     assert rows["grounding"]["halfway_step"] == "" and float(rows["grounding"]["final"]) == 0.53125
     assert rows["count"]["halfway_step"] == "40" and float(rows["count"]["halfway_seconds"]) == 23.0
     assert float(rows["count"]["halfway_flops"]) == 4e9
-    assert "| tiny-mrope-seed0 | count |" in (tmp_path / "out" / "curves.md").read_text()
+    assert float(rows["count"]["final_loss"]) == 1.5 and float(rows["grounding"]["final_loss"]) == 2.75
+    assert "| tiny-mrope-seed0 | count | 0.21 | 0.75 | 0.75 | 1.500 | 40 | 40 |" in (tmp_path / "out" / "curves.md").read_text()
     assert (tmp_path / "out" / "curves.png").stat().st_size > 10_000
 
 

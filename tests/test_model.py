@@ -55,8 +55,11 @@ def test_loss_counts_answer_tokens_only(tokenizer, train_samples):
     logits = model(batch, return_logits=True).logits
     targets = batch["labels"][:, 1:]
     answer = targets != -100
-    expected = torch.nn.functional.cross_entropy(logits[:, :-1][answer], targets[answer])
-    assert torch.allclose(model(batch).loss, expected, atol=1e-5)
+    expected = torch.nn.functional.cross_entropy(logits[:, :-1][answer], targets[answer], reduction="none")
+    out = model(batch)
+    assert torch.allclose(out.loss, expected.mean(), atol=1e-5)
+    # Each answer token's own loss, row by row (the order answer_index lists them in).
+    torch.testing.assert_close(out.answer_losses, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_vision_rope_golden_and_relative_property():

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from train_helpers import compose_config, logged, run_train_py, single_thread  # noqa: F401 (autouse fixture)
+from train_helpers import compose_config, logged, metric_rows, run_train_py, single_thread  # noqa: F401 (autouse fixture)
 
 from minivlm.train.run import train
 
 pytestmark = pytest.mark.slow  # trains (and launches processes)
 
-RUN = ("steps=3", "eval_every=2", "trainer.log_every_n_steps=1", "optim.warmup_steps=1")
+RUN = ("steps=3", "eval_every=2", "trainer.log_every_n_steps=1", "optim.warmup_steps=1", "data.mix=position")
 
 
 def test_ddp_matches_one_process_with_the_same_global_batch(tmp_path):
@@ -24,6 +24,12 @@ def test_ddp_matches_one_process_with_the_same_global_batch(tmp_path):
     # The loss is the mean over the global batch's answer tokens on both sides, not a mean of rank means.
     assert ddp == pytest.approx(single, rel=1e-5)
     assert logged(tmp_path / "ddp", "train/answer_tokens") == logged(tmp_path / "single", "train/answer_tokens")
+    # Each task's loss pools both ranks' answer tokens of that task.
+    per_task = {key for row in metric_rows(tmp_path / "single") for key, value in row.items()
+                if key.startswith("train/loss/") and value}
+    assert len(per_task) > 1
+    for key in per_task:
+        assert logged(tmp_path / "ddp", key) == pytest.approx(logged(tmp_path / "single", key), rel=1e-5)
     assert list(logged(tmp_path / "ddp", "val/acc")) == [1]  # validated across ranks, counts summed
     weights = [torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
                for run in ("ddp", "single")]

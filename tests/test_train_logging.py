@@ -6,6 +6,7 @@ import importlib.util
 import itertools
 import warnings
 
+import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
@@ -66,6 +67,39 @@ def test_progress_lines_on_the_console_and_in_train_log_when_the_bar_is_off(tmp_
     assert f"run folder: {tmp_path}" in lines
     printed = capsys.readouterr().out
     assert all(line in printed for line in progress) and "validation accuracy after 4 steps" in printed
+
+
+@pytest.mark.slow
+def test_per_task_loss_is_each_tasks_mean_answer_token_loss_over_the_interval(tmp_path):
+    run_config = ("data.mix=position", "steps=4", "eval_every=4", "optim.warmup_steps=1", "optim.lr=3e-3")
+    every_step = compose_config(*run_config, "trainer.log_every_n_steps=1")
+    train(every_step, tmp_path / "every_step")
+    train(compose_config(*run_config, "trainer.log_every_n_steps=2"), tmp_path / "every_other")
+    L.seed_everything(every_step.seed, workers=True, verbose=False)  # train's seeding: the run's initial weights
+    run = build_run(every_step, tmp_path / "rebuilt")
+    names = run.datamodule.trained_tasks
+    batches = list(itertools.islice(run.datamodule.train_dataloader(), 4))
+    counts = [torch.bincount(b["answer_task"], minlength=len(names)).tolist() for b in batches]
+    rows = {int(row["step"]): row for row in metric_rows(tmp_path / "every_step") if row.get("train/loss")}
+    per_task = [{name: float(rows[i][f"train/loss/{name}"]) for name, n in zip(names, counts[i]) if n}
+                for i in range(4)]
+    assert all(not rows[i].get(f"train/loss/{name}") for i in range(4) for name, n in zip(names, counts[i]) if not n)
+    # Step 1 trains the initial weights: the same first batch through them gives each task's mean.
+    losses, owner = run.module.model(batches[0]).answer_losses.detach(), batches[0]["answer_task"]
+    assert per_task[0] == pytest.approx({names[t]: losses[owner == t].mean().item() for t in owner.unique().tolist()},
+                                        rel=1e-5)
+    for i in range(4):  # weighted by their answer tokens, the tasks' means are the step's loss
+        total = sum(loss * counts[i][names.index(name)] for name, loss in per_task[i].items())
+        assert total / sum(counts[i]) == pytest.approx(float(rows[i]["train/loss"]), rel=1e-5)
+    # Logged every other step, a task's loss pools the interval's two steps, then starts again.
+    pooled = {int(row["step"]): row for row in metric_rows(tmp_path / "every_other") if row.get("train/loss")}
+    assert sorted(pooled) == [1, 3]
+    for last in (1, 3):
+        steps = (last - 1, last)
+        for name in set(per_task[last - 1]) | set(per_task[last]):
+            weight = [counts[i][names.index(name)] for i in steps]
+            expected = sum(per_task[i].get(name, 0.0) * w for i, w in zip(steps, weight)) / sum(weight)
+            assert float(pooled[last][f"train/loss/{name}"]) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.slow

@@ -4,8 +4,8 @@ Runs inside DataLoader workers, so the per-sample work that the model must not d
 happens here on CPU: position ids for each position design of the rope schedule (SPEC.md
 section 3; a schedule mixing Circle-RoPE and M-RoPE needs both), the next decoding position per
 design (section 4), the document of every token (what attention may see,
-:mod:`minivlm.model.attention`), where the vision tokens and the answer targets sit, and the
-batch's counts (tokens, answer tokens, frames) as Python numbers, so that neither the training
+:mod:`minivlm.model.attention`), where the vision tokens and the answer targets sit (and, for training, the task
+of every answer target: the per-task loss), and the batch's counts (tokens, answer tokens, frames) as Python numbers, so that neither the training
 step nor its logging ever waits for the device to count them.
 
 Two layouts:
@@ -46,10 +46,12 @@ class Collator:
         max_tokens: ``pad``: the longest sample allowed; ``pack``: the token budget of one row.
         mode: ``pad`` (one sample per row) or ``pack`` (several samples per row).
         padding_side: ``right`` (training) or ``left`` (generation prompts); ``pad`` mode only.
+        task_names: the tasks a batch may hold, in the order ``answer_task`` indexes them; None: no
+            ``answer_task`` (prompts, and callers that need no per-task loss).
     """
 
     def __init__(self, schedule: RopeSchedule, pad_id: int, max_tokens: int, mode: str = "pad",
-                 padding_side: str = "right") -> None:
+                 padding_side: str = "right", task_names: Sequence[str] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown collate mode {mode!r}; valid modes: {', '.join(MODES)}.")
         if padding_side not in PADDING_SIDES:
@@ -63,6 +65,7 @@ class Collator:
         self.max_tokens = max_tokens
         self.mode = mode
         self.padding_side = padding_side
+        self.task_ids = None if task_names is None else {task: index for index, task in enumerate(task_names)}
 
     def __call__(self, samples: Sequence[EncodedSample]) -> Batch:
         if not samples:
@@ -94,6 +97,11 @@ class Collator:
                 f"sample {sample['id']!r} has {length} tokens, more than max_tokens={self.max_tokens} "
                 f"({budget}); raise max_tokens or make the sample shorter (lower max_pixels or fps)."
             )
+        if self.task_ids is not None and sample["task"] not in self.task_ids:
+            raise ValueError(
+                f"sample {sample['id']!r} has task {sample['task']!r}, not one of the collator's task_names "
+                f"{sorted(self.task_ids)}; add it to task_names (the tasks the training stream can yield)."
+            )
 
     @staticmethod
     def _pack(lengths: list[int], budget: int) -> list[list[int]]:
@@ -121,6 +129,7 @@ class Collator:
         next_position = {key: torch.zeros(num_rows) for key in keys}
         # Which sample of its row each token belongs to (-1 = padding): the packed mask's blocks.
         owner = torch.full((num_rows, width), -1, dtype=torch.long)
+        task = torch.full((num_rows, width), -1, dtype=torch.long)  # index into task_names of each token's sample
         left = self.padding_side == "left"
         for r, row in enumerate(rows):
             used = sum(samples[i]["input_ids"].numel() for i in row)
@@ -132,6 +141,8 @@ class Collator:
                 labels[r, span] = sample["labels"]
                 is_vision[r, span] = vision_mask(sample["segments"])
                 owner[r, span] = slot
+                if self.task_ids is not None:
+                    task[r, span] = self.task_ids[sample["task"]]
                 ids, nexts = self.schedule.build_positions(sample["segments"])
                 for key in keys:
                     positions[key][r, :, span] = ids[key]
@@ -147,6 +158,8 @@ class Collator:
             "document_ids": None if self.mode == "pad" and not left else owner,
             "vision_index": token_index(is_vision),
             "answer_index": answers,
+            # An answer target and the position predicting it belong to one sample (answers never open one).
+            "answer_task": None if self.task_ids is None else task[answers[0], answers[1]],
             "next_position": next_position if self.mode == "pad" else None,
             "packing_efficiency": float(real.sum()) / real.numel(),
             "real_tokens": int(real.sum()),

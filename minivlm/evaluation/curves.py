@@ -9,9 +9,11 @@ question a user of a small budget asks: how many steps and seconds does each tas
 
     python -m minivlm.evaluation.curves outputs/tiny-mrope-seed0 --out results/learning/default
 
-writes ``curves.png`` (per run: the answer-token loss vs steps, accuracy vs steps and vs seconds,
-chance dotted), ``curves.md`` and
-``curves.csv`` (per run and task: final and best accuracy, steps, seconds and FLOPs to half the gap).
+writes ``curves.png`` (per run: the answer-token loss vs steps, in total and per task, accuracy vs
+steps and vs seconds, chance dotted), ``curves.md`` and ``curves.csv`` (per run and task: final and
+best accuracy, the last logged training loss, steps, seconds and FLOPs to half the gap). A task's
+loss (``train/loss/<task>``, the mean over a logging interval) falling while its accuracy sits at
+chance is a task being learned; a flat one is a task the run does not learn.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ ACC_PREFIX = "val/acc/"
 TIME_KEY = "train/time"
 FLOPS_KEY = "train/flops"
 LOSS_KEY = "train/loss"
+TASK_LOSS_PREFIX = "train/loss/"
 LAUNCH_KEY = "launch"  # added by read_metrics: which launch of the run (logs/version_<n>) logged the row
 
 
@@ -104,11 +107,18 @@ def total_at(totals: Sequence[tuple[int, float]]) -> Callable[[int], float | Non
     return at
 
 
-def loss_curve(rows: Sequence[dict[str, str]]) -> list[tuple[int, float]]:
+def loss_curve(rows: Sequence[dict[str, str]], key: str = LOSS_KEY) -> list[tuple[int, float]]:
     """``(optimizer step, training loss)`` in step order; a resumed run's repeated steps keep the latest value."""
     # Lightning logs a step's loss under the index of its batch (step - 1).
-    losses = {int(row["step"]) + 1: float(row[LOSS_KEY]) for row in rows if row.get(LOSS_KEY)}
+    losses = {int(row["step"]) + 1: float(row[key]) for row in rows if row.get(key)}
     return sorted(losses.items())
+
+
+def task_loss_curves(rows: Sequence[dict[str, str]]) -> dict[str, list[tuple[int, float]]]:
+    """``{task: [(optimizer step, its interval's mean answer-token loss), ...]}`` (runs from before it was logged: {})."""
+    tasks = sorted({key[len(TASK_LOSS_PREFIX):] for row in rows for key, value in row.items()
+                    if key.startswith(TASK_LOSS_PREFIX) and value})
+    return {task: loss_curve(rows, TASK_LOSS_PREFIX + task) for task in tasks}
 
 
 def first_halfway(points: Sequence[Point], chance: float) -> Point | None:
@@ -117,16 +127,19 @@ def first_halfway(points: Sequence[Point], chance: float) -> Point | None:
     return next((point for point in points if point.accuracy >= target), None)
 
 
-def summary_rows(runs: dict[str, dict[str, list[Point]]],
-                 chance: dict[str, dict[str, float]]) -> list[dict[str, object]]:
-    """One row per (run, task); ``chance`` is ``{run: {task: chance}}`` (runs may differ in tasks' forms)."""
+def summary_rows(runs: dict[str, dict[str, list[Point]]], chance: dict[str, dict[str, float]],
+                 task_losses: dict[str, dict[str, list[tuple[int, float]]]]) -> list[dict[str, object]]:
+    """One row per (run, task); ``chance`` is ``{run: {task: chance}}`` (runs may differ in tasks' forms),
+    ``task_losses`` each run's :func:`task_loss_curves`."""
     rows = []
     for run, curves in runs.items():
         for task, points in curves.items():
             reached = first_halfway(points, chance[run].get(task, 0.0))
+            losses = task_losses[run].get(task)
             rows.append({
                 "run": run, "task": task, "chance": chance[run].get(task, math.nan),
-                "final": points[-1].accuracy, "best": max(p.accuracy for p in points), "steps": points[-1].step,
+                "final": points[-1].accuracy, "best": max(p.accuracy for p in points),
+                "final_loss": losses[-1][1] if losses else None, "steps": points[-1].step,
                 "halfway_step": reached.step if reached else None,
                 "halfway_seconds": reached.seconds if reached else None,
                 "halfway_flops": reached.flops if reached else None,
@@ -142,29 +155,39 @@ def markdown(rows: Sequence[dict[str, object]], command: str) -> str:
 
     lines = [
         "# Learning curves", "", f"Made by `{command}`. Validation accuracy (greedy decoding, exact match) of "
-        "the run's `val` split; *half gap* is the first validation at which a task closes half the gap "
-        "between chance and 100 %.", "",
-        "| run | task | chance | final | best | steps | half gap at step | half gap at seconds | half gap at FLOPs |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "the run's `val` split; *final loss* is the task's mean answer-token training loss over the last "
+        "logging interval (- where the run did not log it); *half gap* is the first validation at which a "
+        "task closes half the gap between chance and 100 %.", "",
+        "| run | task | chance | final | best | final loss | steps | half gap at step | half gap at seconds | "
+        "half gap at FLOPs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        loss = "-" if row["final_loss"] is None else f"{row['final_loss']:.3f}"
         lines.append(f"| {row['run']} | {row['task']} | {cell(row['chance'])} | {cell(row['final'])} | "
-                     f"{cell(row['best'])} | {row['steps']} | {cell(row['halfway_step'])} | "
+                     f"{cell(row['best'])} | {loss} | {row['steps']} | {cell(row['halfway_step'])} | "
                      f"{cell(row['halfway_seconds'], '.0f')} | {cell(row['halfway_flops'], '.2e')} |")
     return "\n".join(lines) + "\n"
 
 
 def plot(runs: dict[str, dict[str, list[Point]]], losses: dict[str, list[tuple[int, float]]],
-         chance: dict[str, dict[str, float]], path: Path) -> None:
-    """One row per run: loss vs steps, accuracy vs steps and vs training seconds, chance dotted."""
+         task_losses: dict[str, dict[str, list[tuple[int, float]]]], chance: dict[str, dict[str, float]],
+         path: Path) -> None:
+    """One row per run: loss vs steps (total black, tasks coloured), accuracy vs steps and vs training
+    seconds, chance dotted; a task keeps its colour in every panel."""
     figure = Figure(figsize=(15, 3.4 * len(runs)), layout="constrained")
     axes = figure.subplots(len(runs), 3, squeeze=False)
     colours = colormaps["tab10"]
     for (run, curves), (loss, by_step, by_time) in zip(runs.items(), axes):
+        tasks = sorted(set(curves) | set(task_losses[run]))
+        for task, steps_losses in task_losses[run].items():
+            loss.plot([step for step, _ in steps_losses], [value for _, value in steps_losses],
+                      color=colours(tasks.index(task) % 10), linewidth=0.8, alpha=0.8)
         loss.plot([step for step, _ in losses[run]], [value for _, value in losses[run]], color="black", linewidth=1)
-        loss.set(title=f"{run}: training loss", xlabel="optimizer step", ylabel="answer-token cross entropy")
-        for index, (task, points) in enumerate(sorted(curves.items())):
-            colour = colours(index % 10)
+        loss.set(title=f"{run}: training loss (black: all tasks)", xlabel="optimizer step",
+                 ylabel="answer-token cross entropy")
+        for task, points in sorted(curves.items()):
+            colour = colours(tasks.index(task) % 10)
             by_step.plot([p.step for p in points], [p.accuracy for p in points], "o-", color=colour, label=task)
             timed = [p for p in points if p.seconds is not None]
             by_time.plot([p.seconds for p in timed], [p.accuracy for p in timed], "o-", color=colour)
@@ -185,7 +208,8 @@ def write_curves(run_dirs: Sequence[str | Path], out: str | Path, command: str) 
     empty = [name for name, curves in runs.items() if not curves]
     if empty:
         raise ValueError(f"runs {empty} logged no validation accuracy yet (val/acc/<task>); let them reach eval_every")
-    rows = summary_rows(runs, chance)
+    task_losses = {name: task_loss_curves(rows) for name, rows in metrics.items()}
+    rows = summary_rows(runs, chance, task_losses)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "curves.md").write_text(markdown(rows, command))
@@ -193,7 +217,7 @@ def write_curves(run_dirs: Sequence[str | Path], out: str | Path, command: str) 
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    plot(runs, {name: loss_curve(rows) for name, rows in metrics.items()}, chance, out / "curves.png")
+    plot(runs, {name: loss_curve(rows) for name, rows in metrics.items()}, task_losses, chance, out / "curves.png")
     return [out / "curves.md", out / "curves.csv", out / "curves.png"]
 
 

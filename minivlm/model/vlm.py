@@ -40,11 +40,13 @@ MODEL_TYPE = "minivlm"  # config.json's model_type: what tools that read exports
 @dataclass
 class VLMOutput:
     """``loss``: mean answer-token cross entropy (None without labels); ``logits``: ``(B, L, vocab)``
-    float32 when asked for; ``hidden``: final-norm hidden states ``(B, L, lm_dim)``."""
+    float32 when asked for; ``hidden``: final-norm hidden states ``(B, L, lm_dim)``; ``answer_losses``:
+    the cross entropy of each answer token ``(A,)``, in ``answer_index`` order (None without labels)."""
 
     loss: torch.Tensor | None
     logits: torch.Tensor | None
     hidden: torch.Tensor
+    answer_losses: torch.Tensor | None = None
 
 
 class VLM(nn.Module):
@@ -113,15 +115,17 @@ class VLM(nn.Module):
         """
         embeds, vision_index, deepstack = self.embed(batch)
         hidden = self.lm(embeds, batch["position_ids"], batch.get("document_ids"), cache, vision_index, deepstack)
-        loss = None
+        loss = answer_losses = None
         if batch.get("labels") is not None:
             index = batch.get("answer_index")
             rows, columns = (answer_index(batch["labels"]) if index is None else index).unbind(0)
             if rows.shape[0] == 0:
                 raise ValueError("batch has no answer tokens (every label is -100); nothing to learn from.")
-            loss = F.cross_entropy(self.lm.head(hidden[rows, columns]).float(), batch["labels"][rows, columns + 1])
+            answer_losses = F.cross_entropy(self.lm.head(hidden[rows, columns]).float(), batch["labels"][rows, columns + 1],
+                                            reduction="none")
+            loss = answer_losses.mean()
         logits = self.lm.head(hidden).float() if return_logits else None
-        return VLMOutput(loss, logits, hidden)
+        return VLMOutput(loss, logits, hidden, answer_losses)
 
     def with_rope_scaling(self, scaling: dict[str, Any] | None) -> VLM:
         """These weights under another RoPE scaling (a scaling has no weights; SPEC.md section 8), in eval mode."""

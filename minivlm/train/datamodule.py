@@ -43,7 +43,7 @@ from minivlm.data.collate import Collator
 from minivlm.data.curriculum import Curriculum, build_curriculum
 from minivlm.data.storage import SYNTHETIC_DIR, load_baselines, synthetic_set
 from minivlm.data.streaming import SyntheticStream
-from minivlm.data.tasks import TaskConfig, generate, split_config
+from minivlm.data.tasks import TASKS, TaskConfig, generate, split_config
 from minivlm.data.tasks.config import EXTRAPOLATED_FIELDS, parse_overrides
 from minivlm.processing import Processor
 from minivlm.rope import RopeSchedule
@@ -220,12 +220,16 @@ class VLMDataModule(L.LightningDataModule):
         self.val_tasks = list(val_tasks) if val_tasks is not None else list(self.stream.probabilities)
         self.val_per_task, self.eval_batch_size = val_per_task, eval_batch_size
         self.synthetic_dir = Path(synthetic_dir)
-        pad_id = processor.tokenizer.pad_id
-        self.train_collator = Collator(schedule, pad_id, max_tokens, mode=layout)
-        self.prompt_collator = Collator(schedule, pad_id, max_tokens, mode="pad", padding_side="left")
         self.real = dict(real) if real is not None else None
         self.holdout = int(self.real.get("holdout") or 0) if self.real is not None else 0
-        self.real_task = self.real_dataset().name if self.holdout else None  # the held-out slice's task name
+        real_name = self.real_dataset().name if self.real is not None else None  # the real samples' task
+        self.real_task = real_name if self.holdout else None  # the held-out slice's task name
+        # What training batches may hold (the per-task loss's names): the real source alone, or any
+        # synthetic task (a curriculum stage may draw tasks its final mix lacks).
+        self.trained_tasks = [real_name] if real_name is not None else list(TASKS)
+        pad_id = processor.tokenizer.pad_id
+        self.train_collator = Collator(schedule, pad_id, max_tokens, mode=layout, task_names=self.trained_tasks)
+        self.prompt_collator = Collator(schedule, pad_id, max_tokens, mode="pad", padding_side="left")
         if self.real is not None:
             self.real_dataset(rank=0, world_size=1).probe()
 

@@ -4,7 +4,9 @@ Training minimises cross entropy on the assistant's answer tokens only (the coll
 averaged over every answer token of the global batch: each rank scales its own mean by its share
 of the answer tokens, so that data-parallel gradient averaging gives exactly the gradient a single
 process would get on the concatenated batch (ranks holding more answer tokens weigh more). With
-``optim.accumulate > 1`` an optimizer step averages the means of its micro-batches.
+``optim.accumulate > 1`` an optimizer step averages the means of its micro-batches. Beside the
+step's loss, each task's mean answer-token loss over the logging interval (``train/loss/<task>``,
+all ranks' tokens) shows which task the mix is learning while accuracy still sits at chance.
 Validation does what users care about: it decodes answers greedily with the KV cache and logs
 exact-match accuracy per task (``val/acc/<task>``) and their mean (``val/acc``), which also picks
 the "best" checkpoint.
@@ -107,11 +109,14 @@ class VLMTrainingModule(L.LightningModule):
         tokenizer: decodes generated answers (saved beside checkpoints by train.py).
         compile: ``torch.compile`` the model in place (parameter names, hence checkpoints, unchanged).
         divergence_factor: stop when the loss exceeds this many times the first step's loss; None: never.
+        loss_tasks: the tasks the collator's ``answer_task`` indexes (the datamodule's ``trained_tasks``),
+            whose loss is logged per task; None: the total loss only.
     """
 
     def __init__(self, model_config: dict[str, Any], optim: dict[str, Any], total_steps: int,
                  val_tasks: list[str], max_new_tokens: int = 8, tokenizer: BPETokenizer | None = None,
-                 compile: bool = False, divergence_factor: float | None = None) -> None:
+                 compile: bool = False, divergence_factor: float | None = None,
+                 loss_tasks: list[str] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["tokenizer", "compile"])
         self.model = VLM(ModelConfig.from_saved(model_config))
@@ -124,6 +129,7 @@ class VLMTrainingModule(L.LightningModule):
         self.throughput: Throughput | None = None  # made when training starts (it needs the device)
         self.resumed_totals: dict[str, float] | None = None  # the checkpoint's Throughput totals, when resuming
         self.step_metrics: torch.Tensor | None = None  # the latest step's (global loss, global answer tokens), on the device
+        self.task_losses: torch.Tensor | None = None  # (2, tasks) device sums over the interval: loss, answer tokens
         self.skip_update: torch.Tensor | None = None  # device bool: a micro-batch of this optimizer step was bad
         self.packing_efficiency = self.learning_rate = 0.0  # of the latest step (Python floats)
         self.report: dict[str, float] = {}  # the latest interval's metrics (ProgressLines prints them)
@@ -140,13 +146,19 @@ class VLMTrainingModule(L.LightningModule):
         self.report_step = self.global_step
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
-        loss = self.model(batch).loss
+        output = self.model(batch)
+        loss = output.loss
         tokens = batch["answer_tokens"]  # the tokens the loss averages (the collator's count: no device read)
         detached = loss.detach()
-        # One all-reduce gives the global answer-token count and the global loss; every rank then
-        # sees the same value, so a bad loss stops all ranks together (none hangs waiting).
-        loss_sum, global_tokens = self.trainer.strategy.reduce(torch.stack([detached * tokens, detached.new_full((), tokens)]),
-                                                               reduce_op="sum")
+        # One all-reduce gives the global answer-token count and the global loss (and the per-task
+        # sums); every rank then sees the same value, so a bad loss stops all ranks together.
+        totals = self.trainer.strategy.reduce(torch.cat([torch.stack([detached * tokens, detached.new_full((), tokens)]),
+                                                         self.per_task_sums(output.answer_losses, batch)]),
+                                              reduce_op="sum")
+        loss_sum, global_tokens = totals[:2]
+        if self.hparams.loss_tasks:
+            task_sums = totals[2:].view(2, -1)
+            self.task_losses = task_sums if self.task_losses is None else self.task_losses + task_sums
         global_loss = loss_sum / global_tokens  # carries no gradient (made of detached values)
         bad = self.guard.update(global_loss, self.global_step)
         self.skip_update = bad if self.skip_update is None else self.skip_update | bad
@@ -156,6 +168,20 @@ class VLMTrainingModule(L.LightningModule):
         self.learning_rate = self.optimizers().param_groups[0]["lr"]  # this step's (the scheduler moves it after)
         # Data-parallel strategies average gradients over ranks: scale so the average is the global mean.
         return loss * tokens * self.trainer.world_size / global_tokens
+
+    def per_task_sums(self, answer_losses: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """``(2 * tasks,)``: the answer-token loss summed per task, then the answer tokens per task
+        (empty without ``loss_tasks``); on the device, by index, so no step waits to group them."""
+        tasks = self.hparams.loss_tasks
+        if not tasks:
+            return answer_losses.new_zeros(0)
+        if batch.get("answer_task") is None:
+            raise ValueError("loss_tasks is set but the batch has no answer_task; build the training collator "
+                             "with task_names=loss_tasks (VLMDataModule.trained_tasks).")
+        losses = answer_losses.detach().new_zeros(2, len(tasks))
+        losses[0].index_add_(0, batch["answer_task"], answer_losses.detach())
+        losses[1].index_add_(0, batch["answer_task"], torch.ones_like(answer_losses))
+        return losses.flatten()
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # The fused AdamW skips its whole update on the device when found_inf is nonzero.
@@ -173,18 +199,30 @@ class VLMTrainingModule(L.LightningModule):
         step = self.global_step
         if step == self.report_step or self.step_metrics is None:
             return self.report
-        loss, answer_tokens, *record = torch.stack([*self.step_metrics, *self.guard.record()]).tolist()
+        task_losses = self.task_losses.flatten() if self.task_losses is not None else self.step_metrics.new_zeros(0)
+        values = torch.cat([self.step_metrics, torch.stack(self.guard.record()), task_losses]).tolist()
+        (loss, answer_tokens, *record), task_values = values[:5], values[5:]
         self.guard.check(*record)
         self.first_loss = record[-1]  # the guard's scale as a float, for checkpoints
         self.report_step = step
+        self.task_losses = None  # the next interval starts from zero
         self.report = {"train/loss": loss, "train/answer_tokens": answer_tokens,
                        "train/packing_efficiency": self.packing_efficiency,
-                       "lr": self.learning_rate, **self.throughput.close()}
+                       "lr": self.learning_rate, **self.throughput.close(),
+                       **self.interval_task_losses(task_values)}
         for logger in self.trainer.loggers:  # Python numbers straight to the loggers: nothing goes back to the device
             logger.log_metrics(self.report, step=step - 1)  # under the batch index, as Lightning logs
         if self.trainer.progress_bar_callback is not None:
             self.log("train/loss", loss, prog_bar=True, logger=False)
         return self.report
+
+    def interval_task_losses(self, values: list[float]) -> dict[str, float]:
+        """``{"train/loss/<task>": mean answer-token loss}`` of the tasks the interval trained on."""
+        if not values:
+            return {}
+        half = len(values) // 2
+        return {f"train/loss/{task}": total / count for task, total, count
+                in zip(self.hparams.loss_tasks, values[:half], values[half:]) if count > 0}
 
     def on_validation_start(self) -> None:
         if self.throughput is not None:

@@ -99,6 +99,7 @@ def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
         model_config=asdict(model_config), optim=OmegaConf.to_container(cfg.optim, resolve=True),
         total_steps=cfg.steps, val_tasks=datamodule.validated_tasks, max_new_tokens=data.max_new_tokens,
         tokenizer=tokenizer, compile=cfg.compile, divergence_factor=cfg.get("divergence_factor"),
+        loss_tasks=datamodule.trained_tasks,
     )
     return Run(cfg, RunFolder(run_dir), tokenizer, schedule, model_config, datamodule, module)
 
