@@ -13,6 +13,7 @@ from minivlm.evaluation.curves import (
     loss_curve,
     read_metrics,
     run_totals,
+    running_mean,
     task_curves,
     task_loss_curves,
     write_curves,
@@ -77,6 +78,12 @@ def test_task_losses_are_read_per_task_where_logged(run):
     assert task_loss_curves(read_metrics(run)) == {"count": [(30, 2.5), (40, 1.5)], "grounding": [(40, 2.75)]}
 
 
+def test_running_mean_averages_the_neighbours_within_reach_and_keeps_the_steps():
+    points = [(10, 1.0), (20, 3.0), (30, 5.0), (40, 13.0)]
+    assert running_mean(points, 1) == [(10, 2.0), (20, 3.0), (30, 7.0), (40, 9.0)]
+    assert running_mean(points, 0) == points
+
+
 def test_half_gap_is_the_first_point_past_the_midpoint_between_chance_and_one():
     points = [Point(10, 1.0, 0.3), Point(20, 2.0, 0.55), Point(30, 3.0, 0.9)]
     assert first_halfway(points, chance=0.1) == Point(20, 2.0, 0.55)  # target 0.55
@@ -92,8 +99,8 @@ def test_write_curves_tables_and_figure(run, tmp_path):
     assert rows["grounding"]["halfway_step"] == "" and float(rows["grounding"]["final"]) == 0.53125
     assert rows["count"]["halfway_step"] == "40" and float(rows["count"]["halfway_seconds"]) == 23.0
     assert float(rows["count"]["halfway_flops"]) == 4e9
-    assert float(rows["count"]["final_loss"]) == 1.5 and float(rows["grounding"]["final_loss"]) == 2.75
-    assert "| tiny-mrope-seed0 | count | 0.21 | 0.75 | 0.75 | 1.500 | 40 | 40 |" in (tmp_path / "out" / "curves.md").read_text()
+    assert float(rows["count"]["final_loss"]) == 2.0 and float(rows["grounding"]["final_loss"]) == 2.75  # last ten
+    assert "| tiny-mrope-seed0 | count | 0.21 | 0.75 | 0.75 | 2.000 | 40 | 40 |" in (tmp_path / "out" / "curves.md").read_text()
     assert (tmp_path / "out" / "curves.png").stat().st_size > 10_000
 
 

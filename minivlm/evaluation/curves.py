@@ -11,7 +11,7 @@ question a user of a small budget asks: how many steps and seconds does each tas
 
 writes ``curves.png`` (per run: the answer-token loss vs steps, in total and per task, accuracy vs
 steps and vs seconds, chance dotted), ``curves.md`` and ``curves.csv`` (per run and task: final and
-best accuracy, the last logged training loss, steps, seconds and FLOPs to half the gap). A task's
+best accuracy, the training loss of the last ten logging intervals, steps, seconds and FLOPs to half the gap). A task's
 loss (``train/loss/<task>``, the mean over a logging interval) falling while its accuracy sits at
 chance is a task being learned; a flat one is a task the run does not learn.
 """
@@ -36,6 +36,7 @@ TIME_KEY = "train/time"
 FLOPS_KEY = "train/flops"
 LOSS_KEY = "train/loss"
 TASK_LOSS_PREFIX = "train/loss/"
+FINAL_LOSS_INTERVALS = 10  # the tables' "final loss" averages a task's last ten logged intervals (one is noisy)
 LAUNCH_KEY = "launch"  # added by read_metrics: which launch of the run (logs/version_<n>) logged the row
 
 
@@ -121,6 +122,15 @@ def task_loss_curves(rows: Sequence[dict[str, str]]) -> dict[str, list[tuple[int
     return {task: loss_curve(rows, TASK_LOSS_PREFIX + task) for task in tasks}
 
 
+def running_mean(points: Sequence[tuple[int, float]], half_width: int) -> list[tuple[int, float]]:
+    """Each value replaced by the mean of the ``2 * half_width + 1`` around it (fewer at the ends):
+    a loss logged every few steps is one noisy batch or interval, its trend is what a plot should show."""
+    values = [value for _, value in points]
+    return [(step, math.fsum(values[max(0, i - half_width):i + half_width + 1])
+             / (min(len(values), i + half_width + 1) - max(0, i - half_width)))
+            for i, (step, _) in enumerate(points)]
+
+
 def first_halfway(points: Sequence[Point], chance: float) -> Point | None:
     """The first point whose accuracy closes half the gap between chance and 100 % (None: never)."""
     target = chance + (1.0 - chance) / 2
@@ -139,7 +149,8 @@ def summary_rows(runs: dict[str, dict[str, list[Point]]], chance: dict[str, dict
             rows.append({
                 "run": run, "task": task, "chance": chance[run].get(task, math.nan),
                 "final": points[-1].accuracy, "best": max(p.accuracy for p in points),
-                "final_loss": losses[-1][1] if losses else None, "steps": points[-1].step,
+                "final_loss": math.fsum(v for _, v in losses[-FINAL_LOSS_INTERVALS:]) / len(losses[-FINAL_LOSS_INTERVALS:])
+                if losses else None, "steps": points[-1].step,
                 "halfway_step": reached.step if reached else None,
                 "halfway_seconds": reached.seconds if reached else None,
                 "halfway_flops": reached.flops if reached else None,
@@ -156,7 +167,7 @@ def markdown(rows: Sequence[dict[str, object]], command: str) -> str:
     lines = [
         "# Learning curves", "", f"Made by `{command}`. Validation accuracy (greedy decoding, exact match) of "
         "the run's `val` split; *final loss* is the task's mean answer-token training loss over the last "
-        "logging interval (- where the run did not log it); *half gap* is the first validation at which a "
+        f"{FINAL_LOSS_INTERVALS} logging intervals (- where the run did not log it); *half gap* is the first validation at which a "
         "task closes half the gap between chance and 100 %.", "",
         "| run | task | chance | final | best | final loss | steps | half gap at step | half gap at seconds | "
         "half gap at FLOPs |",
@@ -173,17 +184,19 @@ def markdown(rows: Sequence[dict[str, object]], command: str) -> str:
 def plot(runs: dict[str, dict[str, list[Point]]], losses: dict[str, list[tuple[int, float]]],
          task_losses: dict[str, dict[str, list[tuple[int, float]]]], chance: dict[str, dict[str, float]],
          path: Path) -> None:
-    """One row per run: loss vs steps (total black, tasks coloured), accuracy vs steps and vs training
-    seconds, chance dotted; a task keeps its colour in every panel."""
+    """One row per run: loss vs steps (total black, tasks coloured; running means over a 50th of the
+    run), accuracy vs steps and vs training seconds, chance dotted; a task keeps its colour in every panel."""
     figure = Figure(figsize=(15, 3.4 * len(runs)), layout="constrained")
     axes = figure.subplots(len(runs), 3, squeeze=False)
     colours = colormaps["tab10"]
     for (run, curves), (loss, by_step, by_time) in zip(runs.items(), axes):
         tasks = sorted(set(curves) | set(task_losses[run]))
         for task, steps_losses in task_losses[run].items():
-            loss.plot([step for step, _ in steps_losses], [value for _, value in steps_losses],
-                      color=colours(tasks.index(task) % 10), linewidth=0.8, alpha=0.8)
-        loss.plot([step for step, _ in losses[run]], [value for _, value in losses[run]], color="black", linewidth=1)
+            smooth = running_mean(steps_losses, len(steps_losses) // 100)
+            loss.plot([step for step, _ in smooth], [value for _, value in smooth],
+                      color=colours(tasks.index(task) % 10), linewidth=0.8)
+        smooth = running_mean(losses[run], len(losses[run]) // 100)
+        loss.plot([step for step, _ in smooth], [value for _, value in smooth], color="black", linewidth=1.2)
         loss.set(title=f"{run}: training loss (black: all tasks)", xlabel="optimizer step",
                  ylabel="answer-token cross entropy")
         for task, points in sorted(curves.items()):
