@@ -4,6 +4,7 @@ reproduce the model's own attention, a known positional preference recovered, sp
 from __future__ import annotations
 
 import copy
+import math
 import json
 import shutil
 
@@ -27,6 +28,8 @@ from minivlm.evaluation.bias import (
 )
 from minivlm.evaluation.bias_report import markdown, seeds_needed, t_interval, write_report
 from minivlm.evaluation.bias_stats import (
+    block_permutation_p,
+    block_shares,
     bootstrap_interval,
     cell_accuracy,
     near_far_gap,
@@ -209,6 +212,27 @@ def test_spreads_have_their_golden_values_and_intervals_hold_them():
         bootstrap_interval(third_gap, np.array([], dtype=int), np.array([]))
 
 
+def test_seed_and_rope_shares_of_a_block_table_and_their_permutation_p_values():
+    # Additive: rope effects 0 and 0.1, seed effects 0, 0.2, 0.4, nothing else.
+    additive = np.array([[0.0, 0.2, 0.4], [0.1, 0.3, 0.5]])
+    shares = block_shares(additive)  # sums of squares: rope 3 * 2 * 0.05^2, seed 2 * 2 * 0.2^2
+    assert shares == pytest.approx({"seed": 0.16 / 0.175, "rope": 0.015 / 0.175, "residual": 0.0, "residual_std": 0.0},
+                                   abs=1e-12)
+    # Residuals +-(1/3, -2/3, 1/3) thousandths: their sum of squares over (2 - 1)(3 - 1) degrees of freedom.
+    interacting = np.array([[0.50, 0.51, 0.52], [0.501, 0.513, 0.521]])
+    shares = block_shares(interacting)
+    assert shares["residual_std"] == pytest.approx((2 / 3) ** 0.5 * 1e-3)
+    assert shares["seed"] + shares["rope"] + shares["residual"] == pytest.approx(1.0)
+    # Five ropes that follow their seed: the seed is significant, identical rows leave nothing to the rope.
+    following = np.array([[-0.2, 0.05, 0.2]] * 5) + np.array([0.0, 0.01, -0.01, 0.02, -0.02])[:, None] * [[1, -1, 1]]
+    assert block_permutation_p(following, "seed") < 0.01
+    assert block_permutation_p(np.array([[-0.2, 0.05, 0.2]] * 5), "rope") == 1.0
+    with pytest.raises(ValueError, match="at least 2 x 2"):
+        block_shares(np.array([[0.1, 0.2, 0.3]]))
+    with pytest.raises(ValueError, match="factor must be"):
+        block_permutation_p(additive, "layer")
+
+
 def test_rankings_say_when_seeds_cannot_rank():
     assert t_interval([0.5, 0.6, 0.7]) == pytest.approx((0.6 - 4.303 * 0.1 / 3**0.5, 0.6 + 4.303 * 0.1 / 3**0.5))
     assert seeds_needed(0.05, 0.05) == pytest.approx(2 * (1.959964 + 0.841621) ** 2, rel=1e-4)  # about 16
@@ -221,9 +245,14 @@ def test_rankings_say_when_seeds_cannot_rank():
         return {"run": f"{rope}-{seed}", "rope": rope, "seed": seed, "question_first": False,
                 "tasks": {"grounding": {"summary": summary, "layout": layout, "records": []}}}
 
-    close = [result(rope, seed, 0.5 + 0.01 * seed + 0.001 * r) for r, rope in
-             enumerate(["circle", "circle_alternate"]) for seed in range(3)]
-    assert "cannot rank the schedules by accuracy" in markdown(close, "cmd")
+    close = [result(rope, seed, accuracy) for rope, row in zip(["circle", "circle_alternate"], [[0.50, 0.51, 0.52],
+             [0.501, 0.513, 0.521]]) for seed, accuracy in enumerate(row)]
+    text = markdown(close, "cmd")
+    assert "cannot rank the schedules by accuracy" in text
+    # The two schedules move with their seed: paired by seed, the spread left is the residual's.
+    assert "| accuracy | 2 x 3 |" in text and "| 0.001 |" in text.split("### Seed against rope")[1].split("###")[0]
+    assert (f"Paired by seed (each seed's runs share their start and batches), the spread of a schedule around its "
+            f"seed's mean is 0.001: about {math.ceil(seeds_needed(0.005 / 3, (2 / 3) ** 0.5 * 1e-3))} and") in text
     apart = [result(rope, seed, 0.3 * r + 0.01 * seed) for r, rope in enumerate(["circle", "circle_alternate"])
              for seed in range(3)]
     text = markdown(apart, "cmd")

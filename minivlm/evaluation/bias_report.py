@@ -6,9 +6,11 @@ deviation over seeds, and each run's own spreads carry 95 % bootstrap intervals 
 - ``bias.md``: accuracy (also by object count, and how often an answer in a scene of several objects
   names the one first in raster order), the third gap beside its no-bias floor, the near-far gap,
   and PTD, per variant; what the answer position reads (its attention on the question's words and on
-  the target among the objects, at the best head), per run; then the staggered schedules ranked by
-  accuracy with 95 % t-intervals over seeds, and, where they overlap, the seeds a difference of the
-  measured size would need;
+  the target among the objects, at the best head), per run; seed against rope (runs of one seed
+  share their start and their batches: the share of each metric's variance due to each, with
+  permutation p-values); then the staggered schedules ranked by accuracy with 95 % t-intervals over
+  seeds, and, where they overlap, the seeds a difference of the measured size would need, unpaired
+  and paired by seed;
 - ``bias.csv``: one row per run and task;
 - ``accuracy_<side>_<task>.png``: accuracy by target cell, prompts of every seed pooled;
 - ``attention_<side>_<task>_<kind>.png``: the answer position's attention mass by image location,
@@ -31,7 +33,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from minivlm.evaluation.bias import best_head
-from minivlm.evaluation.bias_stats import cell_accuracy
+from minivlm.evaluation.bias_stats import block_permutation_p, block_shares, cell_accuracy
 from minivlm.scoring import gap_closed
 
 STAGGERED = ("circle", "circle_alternate", "circle_lower", "circle_upper")  # Circle-RoPE in all, even, lower, upper layers
@@ -76,7 +78,40 @@ def seeds_needed(difference: float, std: float, alpha: float = 0.05, power: floa
     if difference == 0 or not math.isfinite(std):
         return float("inf")
     z = statistics.NormalDist().inv_cdf(1 - alpha / 2) + statistics.NormalDist().inv_cdf(power)
-    return 2 * (z * std / difference) ** 2
+    return max(2.0, 2 * (z * std / difference) ** 2)  # a spread needs two seeds, however small it is
+
+
+def seed_block(ropes: dict[str, list[dict[str, Any]]], metric: str,
+               among: tuple[str, ...] | None = None) -> tuple[list[str], list[int], np.ndarray] | None:
+    """The largest complete block of ``metric``: ropes (of ``among``, default all) and the seeds every
+    one of them was measured at, with the ``(ropes, seeds)`` table; None below two of either."""
+    measured = {rope: {run["seed"]: run["summary"][metric] for run in runs}
+                for rope, runs in ropes.items() if among is None or rope in among}
+    best: tuple[int, list[str], list[int]] | None = None
+    for seeds in {tuple(sorted(values)) for values in measured.values()}:
+        members = sorted(rope for rope, values in measured.items() if set(seeds) <= set(values))
+        if len(seeds) >= 2 and len(members) >= 2 and (best is None or len(seeds) * len(members) > best[0]):
+            best = (len(seeds) * len(members), members, list(seeds))
+    if best is None:
+        return None
+    _, members, seeds = best
+    return members, seeds, np.array([[measured[rope][seed] for seed in seeds] for rope in members])
+
+
+def block_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Per metric: how much of its variance over runs the seed explains, how much the rope."""
+    lines = ["| metric | ropes x seeds | seed's share | rope's share | residual's share | p (seed) | p (rope) | "
+             "residual std |", "|---|---|---|---|---|---|---|---|"]
+    for metric in ("accuracy", "third_gap", "near_far"):
+        block = seed_block(ropes, metric)
+        if block is None:
+            continue
+        members, seeds, table = block
+        shares = block_shares(table)
+        lines.append(f"| {metric} | {len(members)} x {len(seeds)} | {shares['seed']:.2f} | {shares['rope']:.2f} | "
+                     f"{shares['residual']:.2f} | {block_permutation_p(table, 'seed'):.3f} | "
+                     f"{block_permutation_p(table, 'rope'):.3f} | {shares['residual_std']:.3f} |")
+    return lines if len(lines) > 2 else []
 
 
 def final_gap(run: dict[str, Any]) -> float:
@@ -150,17 +185,24 @@ def ranking(ropes: dict[str, list[dict[str, Any]]], metric: str) -> list[str]:
     pooled = math.sqrt(statistics.fmean(s * s for s in stds)) if stds else float("nan")
     means = [statistics.fmean(values[rope]) for rope in order]
 
-    def seeds(difference: float) -> str:
-        needed = seeds_needed(difference, pooled) if abs(difference) > 1e-9 else float("inf")
+    def seeds(difference: float, std: float) -> str:
+        needed = seeds_needed(difference, std) if abs(difference) > 1e-9 else float("inf")
         return str(math.ceil(needed)) if math.isfinite(needed) else "no finite number of"
 
     if not stds:
         return [*lines, "", f"One seed per schedule: no interval, so no ranking by {metric} yet."]
     verdict = (f"Neighbouring intervals overlap: these seeds cannot rank the schedules by {metric}. With the "
                f"pooled per-seed std of {pooled:.3f}, telling the first from the second ({means[0] - means[1]:.3f} "
-               f"apart) at 5 % with 80 % power takes about {seeds(means[0] - means[1])} seeds per schedule, the "
-               f"first from the last ({means[0] - means[-1]:.3f} apart) about {seeds(means[0] - means[-1])}."
+               f"apart) at 5 % with 80 % power takes about {seeds(means[0] - means[1], pooled)} seeds per schedule, "
+               f"the first from the last ({means[0] - means[-1]:.3f} apart) about {seeds(means[0] - means[-1], pooled)}."
                if overlap else f"No neighbouring intervals overlap: the ranking by {metric} holds at these seeds.")
+    block = seed_block(ropes, metric, among=STAGGERED)
+    if overlap and block is not None and len(block[0]) == len(present):
+        # Compared at the same seeds, the seed's own effect cancels: the residual's spread is what is left.
+        paired = block_shares(block[2])["residual_std"]
+        verdict += (f" Paired by seed (each seed's runs share their start and batches), the spread of a schedule "
+                    f"around its seed's mean is {paired:.3f}: about {seeds(means[0] - means[1], paired)} and "
+                    f"{seeds(means[0] - means[-1], paired)} seeds.")
     return [*lines, "", verdict]
 
 
@@ -189,6 +231,14 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
                       "preference* (1 / objects) by noise and place alone, so a model that matches the question "
                       "to an object needs a head whose target share is well above its distractor's.", "",
                       *reading, ""]
+        if blocks := block_table(ropes):
+            lines += ["### Seed against rope", "",
+                      "Runs of one seed start from the same weights and train on the same batches in the same "
+                      "order; only the position encoding differs. Over the variants measured at the same seeds, "
+                      "the share of each metric's variance between runs that the seed explains, the share the "
+                      "rope explains and the rest (two-way, no interaction), with permutation p-values (the "
+                      "factor shuffled within the other's blocks, 2000 times) and the residual's std, the spread "
+                      "of one rope against another at a given seed.", "", *blocks, ""]
         for metric in ("accuracy", "near_far"):
             table = ranking(ropes, metric)
             if table:

@@ -17,6 +17,14 @@ the merged-token grid holding its target and whether it was answered right, this
   near-far gap it is an ordinary interval; the third gap picks its thirds again in every resample,
   so its interval sits above the point estimate by about the noise it picks up: read it against
   the no-bias floor, not against 0.
+
+Across runs, seed is a block: runs of one seed start from the same weights and train on the same
+batches in the same order, only the position encoding differing. :func:`block_shares` splits a
+metric measured at every (rope, seed) into the share of its variance due to the seed, to the rope
+and the rest (a two-way layout without interaction), and :func:`block_permutation_p` tests either
+factor by shuffling it within the other's blocks (exact in expectation, no distribution assumed).
+The residual's standard deviation is the spread of a difference between two ropes at one seed, the
+number a paired comparison needs.
 """
 
 from __future__ import annotations
@@ -88,3 +96,41 @@ def bootstrap_interval(statistic: Statistic, cells: np.ndarray, hits: np.ndarray
     values = np.array([statistic(cells[d], hits[d]) for d in draws])
     low, high = np.nanquantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
+
+
+def block_sums(values: np.ndarray) -> dict[str, float]:
+    """Sums of squares of a ``(ropes, seeds)`` table: ``rope``, ``seed``, ``residual`` and ``total``."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2 or min(values.shape) < 2 or not np.isfinite(values).all():
+        raise ValueError(f"need a finite (ropes, seeds) table of at least 2 x 2, got shape {values.shape}")
+    mean = values.mean()
+    rope_means, seed_means = values.mean(axis=1, keepdims=True), values.mean(axis=0, keepdims=True)
+    ropes, seeds = values.shape
+    return {"rope": float(seeds * ((rope_means - mean) ** 2).sum()),
+            "seed": float(ropes * ((seed_means - mean) ** 2).sum()),
+            "residual": float(((values - rope_means - seed_means + mean) ** 2).sum()),
+            "total": float(((values - mean) ** 2).sum())}
+
+
+def block_shares(values: np.ndarray) -> dict[str, float]:
+    """Shares of the variance of a ``(ropes, seeds)`` table due to ``seed``, ``rope`` and ``residual``
+    (they sum to 1), and ``residual_std``, the spread left once both are accounted for."""
+    sums = block_sums(values)
+    ropes, seeds = np.shape(values)
+    shares = {key: sums[key] / sums["total"] if sums["total"] > 0 else float("nan") for key in ("seed", "rope", "residual")}
+    return {**shares, "residual_std": float(np.sqrt(sums["residual"] / ((ropes - 1) * (seeds - 1))))}
+
+
+def block_permutation_p(values: np.ndarray, factor: str, permutations: int = 2000, seed: int = 0) -> float:
+    """Permutation p-value of ``factor`` (``rope`` or ``seed``) in a ``(ropes, seeds)`` table: the share
+    of tables, ``factor`` shuffled within each block of the other, whose sum of squares for it reaches
+    the observed one (the observed table counted once)."""
+    if factor not in ("rope", "seed"):
+        raise ValueError(f"factor must be 'rope' or 'seed', got {factor!r}")
+    values = np.asarray(values, dtype=float)
+    observed = block_sums(values)[factor]
+    # Shuffling ropes within a seed permutes each column; shuffling seeds within a rope, each row.
+    axis = 0 if factor == "rope" else 1
+    rng = np.random.default_rng(seed)
+    reached = sum(block_sums(rng.permuted(values, axis=axis))[factor] >= observed - 1e-12 for _ in range(permutations))
+    return (1 + reached) / (1 + permutations)
