@@ -4,9 +4,10 @@ Runs inside DataLoader workers, so the per-sample work that the model must not d
 happens here on CPU: position ids for each position design of the rope schedule (SPEC.md
 section 3; a schedule mixing Circle-RoPE and M-RoPE needs both), the next decoding position per
 design (section 4), the document of every token (what attention may see,
-:mod:`minivlm.model.attention`), where the vision tokens and the answer targets sit (and, for training, the task
-of every answer target: the per-task loss), and the batch's counts (tokens, answer tokens, frames) as Python numbers, so that neither the training
-step nor its logging ever waits for the device to count them.
+:mod:`minivlm.model.attention`), where the vision tokens and the answer targets sit (and, for
+training, the task of every answer target: the per-task loss), and the batch's counts (tokens,
+answer tokens, frames) as Python numbers, so that neither the training step nor its logging ever
+waits for the device to count them.
 
 Two layouts:
 
