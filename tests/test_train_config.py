@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
+import lightning as L
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import MissingConfigException
@@ -46,6 +48,7 @@ BAD_VALUES = {
     "divergence": (["divergence_factor=0.5"], r"divergence_factor must be a finite number in \(1.0, inf\) or null"),
     "weights_only": (["resume.weights_only=maybe"], r"resume.weights_only must be true or false"),
     "train_user_text": (["data.train_user_text=1"], r"data.train_user_text must be true or false"),
+    "data seed": (["data.seed=-1"], r"data.seed must be an integer >= 0, got -1"),
 }
 
 
@@ -55,6 +58,21 @@ def test_bad_values_fail_before_training(case, tmp_path):
     with pytest.raises(ValueError, match=message):
         train(compose_config(*overrides), tmp_path)
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "logs").exists()
+
+
+def test_data_seed_changes_the_batches_and_keeps_the_initial_weights(tmp_path):
+    def start(*overrides: str) -> tuple[dict, torch.Tensor]:
+        cfg = compose_config(*overrides)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)  # as train does
+        run = build_run(cfg, tmp_path / "_".join(overrides))
+        return run.module.model.state_dict(), next(iter(run.datamodule.train_dataloader()))["input_ids"]
+
+    weights_0, batch_0 = start("seed=0")
+    weights_2, batch_2 = start("seed=2")
+    weights_mixed, batch_mixed = start("seed=0", "data.seed=2")
+    assert all(torch.equal(weights_mixed[name], value) for name, value in weights_0.items())
+    assert torch.equal(batch_mixed, batch_2) and not torch.equal(batch_mixed, batch_0)
+    assert not torch.equal(weights_mixed["lm.head.weight"], weights_2["lm.head.weight"])
 
 
 def test_every_setting_of_the_default_config_passes():

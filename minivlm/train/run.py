@@ -88,7 +88,7 @@ def build_run(cfg: DictConfig, run_dir: str | Path) -> Run:
     processor = build_processor(data, model_config, tokenizer)
     datamodule = VLMDataModule(
         processor, schedule, mix=OmegaConf.to_container(data.mix) if isinstance(data.mix, DictConfig) else data.mix,
-        seed=cfg.seed, batch_size=data.batch_size, layout=data.layout, max_tokens=model_config.max_seq_len,
+        seed=cfg.seed if data.get("seed") is None else data.seed, batch_size=data.batch_size, layout=data.layout, max_tokens=model_config.max_seq_len,
         num_workers=data.num_workers, val_per_task=data.val_per_task, eval_batch_size=data.eval_batch_size,
         accumulate=cfg.optim.accumulate,
         real=OmegaConf.to_container(data.real, resolve=True) if data.get("real") is not None else None,

@@ -20,12 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 INTEGERS = {
     "steps": 1, "eval_every": 1, "checkpoint_every": 1, "keep_every": 1, "seed": 0,
     "optim.warmup_steps": 0, "optim.accumulate": 1,
-    "data.batch_size": 1, "data.num_workers": 0, "data.min_pixels": 1, "data.max_pixels": 1,
+    "data.seed": 0, "data.batch_size": 1, "data.num_workers": 0, "data.min_pixels": 1, "data.max_pixels": 1,
     "data.val_per_task": 1, "data.final_eval_per_task": 1, "data.eval_batch_size": 1, "data.max_new_tokens": 1,
     "logging.progress_every": 1,
     "trainer.log_every_n_steps": 1,  # also the interval of the loss guard's one read (minivlm/train/module.py)
 }
-OPTIONAL_INTEGERS = {"keep_every"}  # null is allowed (and means "off")
+OPTIONAL_INTEGERS = {"keep_every", "data.seed"}  # null is allowed (keep_every: off; data.seed: the run's seed)
 REAL_DATA_INTEGERS = {"data.real.holdout": 0}
 SWITCHES = ("compile", "overwrite", "resume.weights_only", "data.train_user_text")  # true or false
 
