@@ -257,6 +257,14 @@ def test_rankings_say_when_seeds_cannot_rank():
              for seed in range(3)]
     text = markdown(apart, "cmd")
     assert "the ranking by accuracy holds" in text and "| 1 | circle_alternate |" in text
+    against = markdown(close + [result("mrope", seed, 0.49 + 0.01 * seed) for seed in range(2)], "cmd")
+    paired = against.split("### Against M-RoPE, paired by seed")[1].split("###")[0]
+    # Minus mrope at seeds 0 and 1: circle 0.010 twice (no spread), circle_alternate 0.011 and 0.013
+    # (t-interval 0.012 +- 12.706 * 0.0014 / sqrt 2); third gaps equal.
+    assert "| circle | 0, 1 | +0.010 [+0.010, +0.010] | +0.000 [+0.000, +0.000] |" in paired
+    half = 12.706 * (0.002 / 2 ** 0.5) / 2 ** 0.5  # stdev of 0.011 and 0.013, over sqrt 2 seeds
+    assert f"| circle_alternate | 0, 1 | +0.012 [{0.012 - half:+.3f}, {0.012 + half:+.3f}] |" in paired
+    assert "paired by seed" not in text  # without mrope, no such table
     single = markdown([result(rope, 0, 0.5 + 0.1 * r) for r, rope in enumerate(["circle", "circle_alternate"])], "cmd")
     assert "One seed per schedule: no interval, so no ranking by accuracy yet." in single
     assert "| 0.600 | 1: 0.60 |" in single and "nan" not in single.split("### ")[0]  # one seed: no ± spread

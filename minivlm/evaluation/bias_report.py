@@ -8,8 +8,9 @@ deviation over seeds, and each run's own spreads carry 95 % bootstrap intervals 
   and PTD, per variant; what the answer position reads (its attention on the question's words and on
   the target among the objects, at the best head), per run; seed against rope (runs of one seed
   share their start and their batches: the share of each metric's variance due to each, with
-  permutation p-values); then the staggered schedules ranked by accuracy with 95 % t-intervals over
-  seeds, and, where they overlap, the seeds a difference of the measured size would need, unpaired
+  permutation p-values); each variant against M-RoPE at the same seeds (paired differences with
+  95 % t-intervals: does the ring remove the bias?); then the staggered schedules ranked by accuracy
+  with 95 % t-intervals over seeds, and, where they overlap, the seeds a difference of the measured size would need, unpaired
   and paired by seed;
 - ``bias.csv``: one row per run and task;
 - ``accuracy_<side>_<task>.png``: accuracy by target cell, prompts of every seed pooled;
@@ -111,6 +112,26 @@ def block_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
         lines.append(f"| {metric} | {len(members)} x {len(seeds)} | {shares['seed']:.2f} | {shares['rope']:.2f} | "
                      f"{shares['residual']:.2f} | {block_permutation_p(table, 'seed'):.3f} | "
                      f"{block_permutation_p(table, 'rope'):.3f} | {shares['residual_std']:.3f} |")
+    return lines if len(lines) > 2 else []
+
+
+def paired_table(ropes: dict[str, list[dict[str, Any]]], reference: str = "mrope") -> list[str]:
+    """Each variant minus ``reference`` at the seeds both were run at (at least two): the mean
+    difference of accuracy, third gap and near-far gap, with a 95 % t-interval over those seeds."""
+    if reference not in ropes:
+        return []
+    base = {run["seed"]: run["summary"] for run in ropes[reference]}
+    lines = ["| rope | seeds | accuracy | third gap | near-far |", "|---|---|---|---|---|"]
+    for rope, runs in sorted(ropes.items()):
+        shared = [run for run in runs if run["seed"] in base]
+        if rope == reference or len(shared) < 2:
+            continue
+        cells = []
+        for metric in ("accuracy", "third_gap", "near_far"):
+            differences = [run["summary"][metric] - base[run["seed"]][metric] for run in shared]
+            low, high = t_interval(differences)
+            cells.append(f"{statistics.fmean(differences):+.3f} [{low:+.3f}, {high:+.3f}]")
+        lines.append(f"| {rope} | {', '.join(str(run['seed']) for run in shared)} | {' | '.join(cells)} |")
     return lines if len(lines) > 2 else []
 
 
@@ -239,6 +260,12 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
                       "rope explains and the rest (two-way, no interaction), with permutation p-values (the "
                       "factor shuffled within the other's blocks, 2000 times) and the residual's std, the spread "
                       "of one rope against another at a given seed.", "", *blocks, ""]
+        if paired := paired_table(ropes):
+            lines += ["### Against M-RoPE, paired by seed", "",
+                      "Each variant's value minus `mrope`'s at the same seed (the same start and batches), the mean "
+                      "over the seeds both were run at with a 95 % t-interval: an interval that excludes 0 is a "
+                      "difference these seeds show. A ring that removes the bias would show a third gap well below "
+                      "M-RoPE's, down to the no-bias floor.", "", *paired, ""]
         for metric in ("accuracy", "near_far"):
             table = ranking(ropes, metric)
             if table:
