@@ -99,6 +99,11 @@ def seed_block(ropes: dict[str, list[dict[str, Any]]], metric: str,
     return members, seeds, np.array([[measured[rope][seed] for seed in seeds] for rope in members])
 
 
+def p_value(p: float) -> str:
+    """Three decimals; below 0.001 (2000 permutations reach no lower than 1/2001) as ``< 0.001``."""
+    return f"{p:.3f}" if p >= 0.001 else "< 0.001"
+
+
 def block_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Per metric: how much of its variance over runs the seed explains, how much the rope."""
     lines = ["| metric | ropes x seeds | seed's share | rope's share | residual's share | p (seed) | p (rope) | "
@@ -109,9 +114,9 @@ def block_table(ropes: dict[str, list[dict[str, Any]]]) -> list[str]:
             continue
         members, seeds, table = block
         shares = block_shares(table)
+        p_seed, p_rope = (block_permutation_p(table, factor) for factor in ("seed", "rope"))
         lines.append(f"| {metric} | {len(members)} x {len(seeds)} | {shares['seed']:.2f} | {shares['rope']:.2f} | "
-                     f"{shares['residual']:.2f} | {block_permutation_p(table, 'seed'):.3f} | "
-                     f"{block_permutation_p(table, 'rope'):.3f} | {shares['residual_std']:.3f} |")
+                     f"{shares['residual']:.2f} | {p_value(p_seed)} | {p_value(p_rope)} | {shares['residual_std']:.3f} |")
     return lines if len(lines) > 2 else []
 
 
