@@ -145,12 +145,11 @@ def summary_rows(runs: dict[str, dict[str, list[Point]]], chance: dict[str, dict
     for run, curves in runs.items():
         for task, points in curves.items():
             reached = first_halfway(points, chance[run].get(task, 0.0))
-            losses = task_losses[run].get(task)
+            recent = [loss for _, loss in task_losses[run].get(task, [])[-FINAL_LOSS_INTERVALS:]]
             rows.append({
                 "run": run, "task": task, "chance": chance[run].get(task, math.nan),
                 "final": points[-1].accuracy, "best": max(p.accuracy for p in points),
-                "final_loss": math.fsum(v for _, v in losses[-FINAL_LOSS_INTERVALS:]) / len(losses[-FINAL_LOSS_INTERVALS:])
-                if losses else None, "steps": points[-1].step,
+                "final_loss": math.fsum(recent) / len(recent) if recent else None, "steps": points[-1].step,
                 "halfway_step": reached.step if reached else None,
                 "halfway_seconds": reached.seconds if reached else None,
                 "halfway_flops": reached.flops if reached else None,

@@ -178,10 +178,9 @@ class VLMTrainingModule(L.LightningModule):
         if batch.get("answer_task") is None:
             raise ValueError("loss_tasks is set but the batch has no answer_task; build the training collator "
                              "with task_names=loss_tasks (VLMDataModule.trained_tasks).")
-        losses = answer_losses.detach().new_zeros(2, len(tasks))
-        losses[0].index_add_(0, batch["answer_task"], answer_losses.detach())
-        losses[1].index_add_(0, batch["answer_task"], torch.ones_like(answer_losses))
-        return losses.flatten()
+        losses, task = answer_losses.detach(), batch["answer_task"]
+        zeros = losses.new_zeros(len(tasks))
+        return torch.cat([zeros.index_add(0, task, losses), zeros.index_add(0, task, torch.ones_like(losses))])
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # The fused AdamW skips its whole update on the device when found_inf is nonzero.
