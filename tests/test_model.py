@@ -104,33 +104,16 @@ def test_vit_attention_stays_inside_each_frame(tokenizer, processor):
 
 def test_vit_position_switches(tokenizer, processor):
     """With vit_rope and vit_abs_pos off, a frame's patches are a set: permuting them permutes the
-    features; either switch on makes the features depend on where each patch lies, unless the table
-    is added to the merged tokens (vit_abs_pos_at=tokens), after the ViT."""
+    features; either switch on makes the features depend on where each patch lies."""
     image = chat_sample(processor, "i", "q", "a", images=[noise_image(5, 32, 32)])
     batch = training_batch(VLM(tiny_config(tokenizer)), [image], tokenizer.pad_id)
     permutation = torch.randperm(16, generator=torch.Generator().manual_seed(0))
-    cases = [(False, 0, "patches", True), (True, 0, "patches", False), (False, 4, "patches", False),
-             (False, 4, "tokens", True)]
-    for vit_rope, vit_abs_pos, at, equivariant in cases:
+    for vit_rope, vit_abs_pos, equivariant in [(False, 0, True), (True, 0, False), (False, 4, False)]:
         torch.manual_seed(0)
-        vision = VLM(tiny_config(tokenizer, vit_rope=vit_rope, vit_abs_pos=vit_abs_pos, vit_abs_pos_at=at)).vision.eval()
+        vision = VLM(tiny_config(tokenizer, vit_rope=vit_rope, vit_abs_pos=vit_abs_pos)).vision.eval()
         base = vision(batch["pixel_values"], batch["vision_grid"], batch["patch_positions"])[0]
         shuffled = vision(batch["pixel_values"][permutation], batch["vision_grid"], batch["patch_positions"])[0]
         assert torch.allclose(shuffled, base[permutation], atol=1e-5) == equivariant
-
-
-def test_position_table_on_merged_tokens_adds_each_tokens_cell_to_the_normed_content(tokenizer, processor):
-    """vit_abs_pos_at=tokens: image token = LayerNorm(merger output) + the table at the token's merged
-    cell. Two 32x32 images (2x2 merged tokens each) on a 2x2 table read it cell by cell."""
-    images = [chat_sample(processor, "i", "q", "a", images=[noise_image(seed, 32, 32)]) for seed in (5, 6)]
-    torch.manual_seed(0)
-    model = VLM(tiny_config(tokenizer, vit_abs_pos=2, vit_abs_pos_at="tokens")).eval()
-    batch = training_batch(model, images, tokenizer.pad_id)
-    patches, _ = model.vision(batch["pixel_values"], batch["vision_grid"], batch["patch_positions"])
-    content = torch.nn.functional.layer_norm(model.merger(patches), (128,), eps=model.config.norm_eps)
-    cells = model.token_place.place.table[0].permute(1, 2, 0).reshape(4, 128)  # raster order of the 2x2 grid
-    assert model.vision.abs_pos is None
-    assert torch.allclose(model.merge(patches, batch), content + cells.repeat(2, 1), atol=1e-5)
 
 
 @pytest.mark.parametrize("init", ["sincos", "normal"])
@@ -237,10 +220,6 @@ def test_bad_configs_fail_at_construction():
         ModelConfig(vit_abs_pos_init="zeros")
     with pytest.raises(ValueError, match="vit_abs_pos_scale must be a positive number"):
         ModelConfig(vit_abs_pos_scale=0)
-    with pytest.raises(ValueError, match="vit_abs_pos_at='vit'; choose one of"):
-        ModelConfig(vit_abs_pos_at="vit")
-    with pytest.raises(ValueError, match="vit_abs_pos=0 turns the table off"):
-        ModelConfig(vit_abs_pos_at="tokens", vit_abs_pos=0)
 
 
 def test_a_saved_config_with_a_field_this_version_lacks_is_a_value_error_naming_it():

@@ -109,7 +109,7 @@ def token_grids(model: VLM, run: Run, samples: list[dict], features: str = "merg
         batch = run.datamodule.prompt_collator(encoded)
         patches, _ = model.vision(batch["pixel_values"], batch["vision_grid"], batch["patch_positions"],
                                   batch.get("vision_frames"), batch.get("longest_frame"))
-        tokens = model.merge(patches, batch) if features == "merged" else patches.reshape(-1, merge * merge * patches.shape[-1])
+        tokens = model.merger(patches) if features == "merged" else patches.reshape(-1, merge * merge * patches.shape[-1])
         shapes = (batch["vision_grid"][:, 1:] // merge).tolist()
         out += [t.view(rows, cols, -1) for t, (rows, cols) in
                 zip(tokens.float().split([r * c for r, c in shapes]), shapes, strict=True)]

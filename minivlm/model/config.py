@@ -26,7 +26,6 @@ from minivlm.tokenizer import IMAGE_PAD, SPECIAL_TOKENS, VIDEO_PAD
 
 HEAD_DIM = 64  # channels per attention head in the named sizes (ViT and LM)
 ABS_POS_INITS = ("sincos", "normal")  # how the ViT's learned absolute position table starts
-ABS_POS_PLACES = ("patches", "tokens")  # where that table is added: the ViT's patches or the merged tokens
 
 # name: (width = LM hidden size, depth = LM layers, ViT patch side in px)
 SIZES: dict[str, tuple[int, int, int]] = {
@@ -109,9 +108,6 @@ class ModelConfig:
                                           # positions. Recipe: 8, started as sin-cos
     vit_abs_pos_init: str = "sincos"      # start of that table: sincos (2D sin-cos, unit amplitude) | normal (std 0.02)
     vit_abs_pos_scale: float = 1.0        # amplitude of the sin-cos start (below 1: place weighs less against content)
-    vit_abs_pos_at: str = "patches"       # where the table is added: patches (the ViT's input, Qwen3-VL) | tokens
-                                          # (the merged tokens, LayerNormed first, at LM width: place and the
-                                          # ViT's content reach the LM as two signals of comparable size)
     vit_rope_theta: float = 10_000.0      # base of the ViT's 2D RoPE
     drop_path: float = 0.0                # stochastic depth rate of the last ViT block (linear from 0)
     deepstack_layers: tuple[int, ...] = ()  # ViT blocks feeding DeepStack mergers (Qwen3-VL); () = off
@@ -215,11 +211,6 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.vit_abs_pos_scale must be a positive number, got {self.vit_abs_pos_scale!r}.")
         if self.vit_abs_pos_init not in ABS_POS_INITS:
             raise ValueError(f"ModelConfig.vit_abs_pos_init={self.vit_abs_pos_init!r}; choose one of {ABS_POS_INITS}.")
-        if self.vit_abs_pos_at not in ABS_POS_PLACES:
-            raise ValueError(f"ModelConfig.vit_abs_pos_at={self.vit_abs_pos_at!r}; choose one of {ABS_POS_PLACES}.")
-        if self.vit_abs_pos_at == "tokens" and not self.vit_abs_pos:
-            raise ValueError("ModelConfig.vit_abs_pos_at='tokens' adds the absolute position table to the merged "
-                             "tokens, but vit_abs_pos=0 turns the table off; set vit_abs_pos to its side (e.g. 8).")
         bad = [i for i in self.deepstack_layers if not 0 <= i < self.vit_depth]
         if bad:
             raise ValueError(f"deepstack_layers {bad} are not ViT blocks; valid indices are 0..{self.vit_depth - 1}.")

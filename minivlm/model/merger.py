@@ -8,13 +8,6 @@ order, so a window is a run of ``m*m`` consecutive rows and merging is a reshape
 DeepStack (Qwen3-VL technical report, 2025; after "DeepStack", arXiv 2406.04334) feeds
 features from intermediate ViT blocks to the first LM layers, each through its own merger whose
 LayerNorm runs over the concatenated window instead of per patch.
-
-:class:`PlacedTokens` (``vit_abs_pos_at: tokens``) moves the absolute position table from the ViT's
-patches to the merged tokens. With the table in the ViT, a token's place explains three quarters
-of its variance at initialisation and nine tenths after training, the object's colour a tenth and
-a fortieth (results/learning/merger): place and content share one vector and place drowns
-content. After the merger, content is LayerNormed to unit scale and place added beside it at
-unit amplitude, two signals of comparable size that the merger cannot trade against each other.
 """
 
 from __future__ import annotations
@@ -22,8 +15,6 @@ from __future__ import annotations
 import torch
 from timm.layers import Mlp
 from torch import nn
-
-from minivlm.model.vision import AbsolutePositions
 
 
 class PatchMerger(nn.Module):
@@ -55,27 +46,3 @@ class PatchMerger(nn.Module):
         if self.norm_after_concat:
             return self.mlp(self.norm(patches.reshape(-1, self.window * patches.shape[-1])))
         return self.mlp(self.norm(patches).reshape(-1, self.window * patches.shape[-1]))
-
-
-class PlacedTokens(nn.Module):
-    """Merged tokens ``(N / window, lm_dim)`` -> LayerNorm(tokens) + the table sampled at each token's place.
-
-    Args:
-        lm_dim: width of the LM (and of the table).
-        side, init, scale: the table's side, start and sin-cos amplitude (``vit_abs_pos*``).
-        merge: merge window side ``m``.
-        eps: LayerNorm epsilon.
-    """
-
-    def __init__(self, lm_dim: int, side: int, init: str, scale: float, merge: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.merge = merge
-        self.norm = nn.LayerNorm(lm_dim, eps=eps)
-        self.place = AbsolutePositions(side, lm_dim, init, scale)
-
-    def forward(self, tokens: torch.Tensor, patch_positions: torch.Tensor, vision_grid: torch.Tensor) -> torch.Tensor:
-        # A window's patches are consecutive rows, its first the top-left one: its merged (row, col)
-        # is that patch's divided by m, on a frame of (grid_h / m) x (grid_w / m) tokens.
-        positions = patch_positions[:: self.merge**2] // self.merge
-        grid = torch.cat([vision_grid[:, :1], vision_grid[:, 1:] // self.merge], dim=1)
-        return self.norm(tokens) + self.place(positions, grid).to(tokens.dtype)

@@ -14,12 +14,11 @@ from minivlm.model.vlm import VLM
 
 
 def parameter_counts(config: ModelConfig) -> dict[str, int]:
-    """Parameters of the ViT, the mergers (with the merged tokens' position table, if there) and the LM
-    (tied embeddings counted once)."""
+    """Parameters of the ViT, the mergers and the LM (tied embeddings counted once)."""
     with torch.device("meta"):  # shapes only: no memory, no init time, even for `base`
         model = VLM(config)
     count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
-    mergers = sum(count(part) for part in (model.merger, model.deepstack_mergers, model.token_place) if part is not None)
+    mergers = count(model.merger) + count(model.deepstack_mergers)
     return {"vit": count(model.vision), "mergers": mergers, "lm": count(model.lm), "total": count(model)}
 
 

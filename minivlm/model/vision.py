@@ -88,8 +88,7 @@ def sincos_table(side: int, dim: int, base: float = 100.0) -> torch.Tensor:
     cell. The base is 100, not the 10000 of text, because a table has tens of cells, not thousands
     of tokens: the slowest channel still turns visibly across the frame."""
     if dim % 4:
-        raise ValueError(f"a 2D sin-cos table needs a width divisible by 4, got {dim}; change vit_dim "
-                         "(lm_dim when the table is added to the merged tokens, vit_abs_pos_at=tokens).")
+        raise ValueError(f"a 2D sin-cos table needs vit_dim divisible by 4, got {dim}; change vit_dim.")
     omega = base ** (-torch.arange(dim // 4, dtype=torch.float32) / (dim // 4))
     angles = torch.arange(side, dtype=torch.float32)[:, None] * omega  # (side, dim / 4)
     rows = torch.cat([angles.sin(), angles.cos()], -1)[:, None, :].expand(side, side, -1)
@@ -171,7 +170,7 @@ class VisionEncoder(nn.Module):
         cube = (config.temporal_patch, config.patch_size, config.patch_size)
         self.patch_embed = nn.Conv3d(config.in_channels, config.vit_dim, kernel_size=cube, stride=cube, bias=False)
         self.abs_pos = None
-        if config.vit_abs_pos and config.vit_abs_pos_at == "patches":  # else the VLM adds it to the merged tokens
+        if config.vit_abs_pos:
             self.abs_pos = AbsolutePositions(config.vit_abs_pos, config.vit_dim, config.vit_abs_pos_init,
                                              config.vit_abs_pos_scale)
         rates = [config.drop_path * i / max(1, config.vit_depth - 1) for i in range(config.vit_depth)]  # 0 -> drop_path

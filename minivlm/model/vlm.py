@@ -29,7 +29,7 @@ from minivlm.model.cache import KVCache
 from minivlm.model.config import ModelConfig
 from minivlm.model.generate import generate
 from minivlm.model.lm import DecoderLayer, LanguageModel
-from minivlm.model.merger import PatchMerger, PlacedTokens
+from minivlm.model.merger import PatchMerger
 from minivlm.model.vision import VisionBlock, VisionEncoder
 from minivlm.run_folder import ExportFolder
 from minivlm.schema import Batch, answer_index, token_index
@@ -58,10 +58,6 @@ class VLM(nn.Module):
         window = config.spatial_merge**2
         self.vision = VisionEncoder(config)
         self.merger = PatchMerger(config.vit_dim, config.lm_dim, window, eps=config.norm_eps)
-        self.token_place = None
-        if config.vit_abs_pos and config.vit_abs_pos_at == "tokens":
-            self.token_place = PlacedTokens(config.lm_dim, config.vit_abs_pos, config.vit_abs_pos_init,
-                                            config.vit_abs_pos_scale, config.spatial_merge, config.norm_eps)
         self.deepstack_mergers = nn.ModuleList(
             PatchMerger(config.vit_dim, config.lm_dim, window, norm_after_concat=True, eps=config.norm_eps)
             for _ in config.deepstack_layers
@@ -100,7 +96,7 @@ class VLM(nn.Module):
             return embeds, None, []
         patches, stacked = self.vision(batch["pixel_values"], batch["vision_grid"], batch["patch_positions"],
                                        batch.get("vision_frames"), batch.get("longest_frame"))
-        features = self.merge(patches, batch)
+        features = self.merger(patches)
         if features.shape[0] != placeholders:
             raise ValueError(
                 f"batch has {placeholders} vision placeholder tokens but the images and videos give "
@@ -111,14 +107,6 @@ class VLM(nn.Module):
         embeds = embeds.index_put((rows, columns), features.to(embeds.dtype))
         deepstack = [merger(feature) for merger, feature in zip(self.deepstack_mergers, stacked)]
         return embeds, (rows, columns), deepstack
-
-    def merge(self, patches: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """The ViT's patches ``(N, vit_dim)`` as the LM's image tokens ``(N / window, lm_dim)``: merged,
-        and with their place added when the absolute position table sits there (``vit_abs_pos_at``)."""
-        features = self.merger(patches)
-        if self.token_place is None:
-            return features
-        return self.token_place(features, batch["patch_positions"], batch["vision_grid"])
 
     def forward(self, batch: Batch, cache: KVCache | None = None, return_logits: bool = False) -> VLMOutput:
         """Loss when the batch has ``labels``; full logits when ``return_logits``.
