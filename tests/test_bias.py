@@ -65,6 +65,21 @@ def test_question_first_puts_the_question_before_the_image(processor, tokenizer)
     assert first["segments"][0].length > after["segments"][0].length
 
 
+def test_question_twice_puts_the_question_on_both_sides_of_the_image(processor, tokenizer):
+    samples = [generate("grounding", 3, "val", 0, split_config("val", question_twice=flag)) for flag in (False, True)]
+    after, twice = (processor(sample, prompt_only=True) for sample in samples)
+    kinds = [type(s) for s in twice["segments"]]
+    assert kinds == [TextSegment, VisionSegment, TextSegment]
+    ids = twice["input_ids"].tolist()
+    pad = tokenizer.token_id("<|image_pad|>")
+    start, end = ids.index(pad), len(ids) - ids[::-1].index(pad)
+    before_image, after_image = (tokenizer.decode(part, skip_special_tokens=True) for part in (ids[:start], ids[end:]))
+    question = samples[0]["messages"][0]["content"][-1]["text"]
+    assert question.startswith("Where is the") and question in before_image and question in after_image
+    assert twice["segments"][2].length == after["segments"][2].length  # the copy after: the usual prompt's tail
+    assert len(ids) > len(after["input_ids"])
+
+
 def test_content_free_images_are_uniform_and_keep_the_question(processor):
     sample = generate("grounding", 0, "val", 0, split_config("val", image_size=(96, 96)))
     real, blank = processor(sample, prompt_only=True), processor(content_free(sample), prompt_only=True)

@@ -58,6 +58,7 @@ def test_no_overrides_evaluate_on_the_shipped_sets(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("data.task={objects: [0, 2]}", r"TaskConfig.objects=\(0, 2\)"),
     ("data.task={grid: 2, objects: [1, 4]}", "at most grid\\*grid - 1 = 3 objects"),
+    ("data.task={question_first: true, question_twice: true}", "question_first and question_twice are both true"),
 ])
 def test_bad_overrides_fail_before_training(override, message, tmp_path):
     with pytest.raises(ValueError, match=message):

@@ -34,6 +34,7 @@ class TaskConfig:
     clip_size: int = 16  # side of a clip_* frame in px: 16 = one merged LLM token per temporal group, 32 = four
     depth: tuple[float, float] = (0.0, 1.0)  # clip_needle: where the needle sits, a fraction of the clip
     question_first: bool = False  # the question text before the media instead of after (Circle-RoPE's bias probe)
+    question_twice: bool = False  # the question text both before and after the media (see make_sample)
     unique_target_color: bool = False  # grounding: no other object has the target's colour (colour alone finds it)
 
     def __post_init__(self) -> None:
@@ -68,9 +69,12 @@ class TaskConfig:
         if not 0 <= self.depth[0] <= self.depth[1] <= 1:
             raise ValueError(f"TaskConfig.depth={self.depth} must be a (min, max) fraction of the clip, "
                              "0 <= min <= max <= 1")
-        for name in ("question_first", "unique_target_color"):
+        for name in ("question_first", "question_twice", "unique_target_color"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TaskConfig.{name}={getattr(self, name)!r} must be true or false")
+        if self.question_first and self.question_twice:
+            raise ValueError("TaskConfig.question_first and question_twice are both true: question_twice already "
+                             "puts the question before the media (and after it); set one of them")
         if not 0 < self.fps <= 10:
             raise ValueError(
                 f"TaskConfig.fps={self.fps}: use 0 < fps <= 10, so that consecutive temporal groups "

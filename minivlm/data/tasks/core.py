@@ -82,12 +82,18 @@ def pose_problem(
     raise RuntimeError(f"{task.name}: no {split} scene in {MAX_TRIES} draws; the config allows too few scenes")
 
 
-def make_sample(task: Task, problem: Problem, sample_id: str, provenance: dict, question_first: bool = False) -> dict:
+def make_sample(task: Task, problem: Problem, sample_id: str, provenance: dict, question_first: bool = False,
+                question_twice: bool = False) -> dict:
     """Render a problem and wrap it in a :class:`minivlm.schema.Sample`.
 
     Args:
         question_first: the question text before the media (Circle-RoPE, arXiv 2505.16416, section 3.1:
             the text's distance to each image token depends on which side of the image it sits).
+        question_twice: the question text before the media and again after it. In a causal LM only
+            tokens after the question can read it: with it first, the image tokens can attend to the
+            words that name the target; with it after, the answer has them close. Twice gives both
+            (the repetition of "Prompt Repetition Improves Non-Reasoning LLMs", Google Research 2025,
+            with the media between the two copies).
     """
     pixels = task.render(problem.scene)
     if task.media == "image":
@@ -96,13 +102,14 @@ def make_sample(task: Task, problem: Problem, sample_id: str, provenance: dict, 
         images, videos = [], [{"frames": pixels, "fps": float(problem.scene["fps"])}]
     media_parts = [{"type": "image"} for _ in images] + [{"type": "video"} for _ in videos]
     question = [{"type": "text", "text": problem.question}]
+    before, after = (question, question) if question_twice else (question, []) if question_first else ([], question)
     return {
         "id": sample_id,
         "task": task.name,
         "images": images,
         "videos": videos,
         "messages": [
-            {"role": "user", "content": question + media_parts if question_first else media_parts + question},
+            {"role": "user", "content": before + media_parts + after},
             {"role": "assistant", "content": [{"type": "text", "text": problem.answer}]},
         ],
         "answer": problem.answer,
@@ -123,7 +130,8 @@ def generate_sample(
     config = config or split_config(split)
     problem = pose_problem(task, index, split, seed, config)
     provenance = {"split": split, "seed": seed, "index": index}
-    return make_sample(task, problem, sample_id(task.name, split, seed, index), provenance, config.question_first)
+    return make_sample(task, problem, sample_id(task.name, split, seed, index), provenance, config.question_first,
+                       config.question_twice)
 
 
 def sample_id(task: str, split: str, seed: int, index: int) -> str:
