@@ -124,7 +124,7 @@ def test_experiment_presets_override_the_defaults():
         assert quick.name == "quick-mrope_interleaved-seed0" and quick.model.size == "tiny" and quick.trainer.accelerator == "cpu"
         gpu = compose("train", overrides=["experiment=gpu_small", "rope=circle"], return_hydra_config=True)
         HydraConfig.instance().set_config(gpu)
-        assert (gpu.model.size, gpu.trainer.precision, gpu.compile, gpu.optim.lr) == ("small", "bf16-mixed", True, 1e-3)
+        assert (gpu.model.size, gpu.trainer.precision, gpu.compile, gpu.optim.lr) == ("small", "bf16-mixed", True, 3e-4)
         assert gpu.name == "gpu_small-circle-seed0"
 
 
