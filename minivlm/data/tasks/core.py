@@ -102,7 +102,8 @@ def make_sample(task: Task, problem: Problem, sample_id: str, provenance: dict, 
         images, videos = [], [{"frames": pixels, "fps": float(problem.scene["fps"])}]
     media_parts = [{"type": "image"} for _ in images] + [{"type": "video"} for _ in videos]
     question = [{"type": "text", "text": problem.question}]
-    before, after = (question, question) if question_twice else (question, []) if question_first else ([], question)
+    before = question if question_first or question_twice else []
+    after = [] if question_first else question
     return {
         "id": sample_id,
         "task": task.name,
