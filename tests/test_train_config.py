@@ -49,6 +49,7 @@ BAD_VALUES = {
     "weights_only": (["resume.weights_only=maybe"], r"resume.weights_only must be true or false"),
     "train_user_text": (["data.train_user_text=1"], r"data.train_user_text must be true or false"),
     "data seed": (["data.seed=-1"], r"data.seed must be an integer >= 0, got -1"),
+    "fp16": (["trainer.precision=16-mixed"], r"trainer.precision must be one of 32-true, bf16-mixed, got '16-mixed'"),
 }
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.distributed.fsdp import FullyShardedDataParallel
 
 from minivlm.model import VLM, ModelConfig
 from minivlm.schema import Batch
@@ -186,6 +187,23 @@ class VLMTrainingModule(L.LightningModule):
         # The fused AdamW skips its whole update on the device when found_inf is nonzero.
         optimizer.found_inf = self.skip_update.float()
         self.skip_update = None
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Clip the global gradient norm to ``optim.grad_clip`` in every precision and strategy.
+
+        Lightning's own clipping refuses two of the shipped setups: under bf16 autocast it raises for
+        any optimizer that unscales gradients itself (the fused AdamW), a guard that matters for fp16's
+        loss scaling only (bf16 has no scaler, so the gradients here are the true ones); under FSDP it
+        raises because each rank holds a shard, whose norm only FSDP's own method can combine.
+        """
+        if not gradient_clip_val:
+            return
+        sharded = self.trainer.strategy.model
+        if isinstance(sharded, FullyShardedDataParallel):
+            sharded.clip_grad_norm_(gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_index: int) -> None:
         step = self.global_step

@@ -27,6 +27,7 @@ INTEGERS = {
 }
 OPTIONAL_INTEGERS = {"keep_every", "data.seed"}  # null is allowed (keep_every: off; data.seed: the run's seed)
 REAL_DATA_INTEGERS = {"data.real.holdout": 0}
+PRECISIONS = ("32-true", "bf16-mixed")  # trainer.precision: fp32, or bf16 autocast with fp32 weights
 SWITCHES = ("compile", "overwrite", "resume.weights_only", "data.train_user_text")  # true or false
 
 
@@ -92,6 +93,11 @@ def check_settings(cfg: DictConfig) -> None:
     if cfg.data.min_pixels > cfg.data.max_pixels:
         raise ValueError(f"data.min_pixels={cfg.data.min_pixels} is above data.max_pixels={cfg.data.max_pixels}; "
                          "lower min_pixels or raise max_pixels.")
+    precision = str(OmegaConf.select(cfg, "trainer.precision"))
+    if precision not in PRECISIONS:
+        raise ValueError(f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}: fp16 needs loss "
+                         "scaling, which the loss guard and gradient clipping do not take part in; use "
+                         "trainer.precision=bf16-mixed (GPUs since Ampere, CPUs with AMX) or 32-true.")
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not isinstance(ckpt_path, str):
         raise ValueError(f"ckpt_path must be `last`, a .ckpt path or null, got {ckpt_path!r}.")
