@@ -78,6 +78,16 @@ def test_one_step_for_every_data_config(name, tmp_path):
     assert finite(logged(tmp_path, "train/loss").values()) and set(result["accuracy"]) == set(DATA[name][0])
 
 
+def test_grounding_first_trains_grounding_alone_then_the_whole_mix(tmp_path):
+    cfg = compose_config("experiment=grounding_first")
+    data = build_run(cfg, tmp_path).datamodule
+    stages = data.curriculum.stages
+    assert [steps for steps, _ in stages] == [150, 150, 700] and cfg.steps == 4000
+    assert [(list(stream.probabilities), stream.config.objects) for _, stream in stages] == [
+        (["grounding"], (1, 1)), (["grounding"], (1, 2)), (["grounding"], (1, 3))]
+    assert sorted(data.curriculum.final.probabilities) == sorted(MIXES["default"]) == sorted(data.val_tasks)
+
+
 def test_experiment_budgets_are_the_measured_ones():
     quick, staggered = (compose_config(f"experiment={name}", tiny_model=False)
                         for name in ("quick", "ablation_staggered"))
