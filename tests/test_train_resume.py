@@ -3,6 +3,7 @@ diverged loss stops with the last good one kept."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from train_helpers import compose_config, finite, logged, single_thread  # noqa: F401 (autouse fixture)
 
 from minivlm.model import VLM
+from minivlm.train.module import LossGuard, LossGuardError
 from minivlm.train.optim import warmup_cosine
 from minivlm.train.resume import check_resume
 from minivlm.train.run import build_run, train
@@ -67,12 +69,22 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
 
 def test_a_diverging_loss_stops_like_a_nan_and_keeps_the_last_good_checkpoint(tmp_path):
-    # lr 50 (warmup 2): the loss goes from 6.2 to about 1e4 at step 1, without becoming NaN for 20 steps.
+    # lr 50 (warmup 2): the loss goes from 6.1 to about 1e4 at step 1, without becoming NaN for 20 steps.
     with pytest.raises(SystemExit, match=r"training loss is [\d.e+]+ at step 1, above divergence_factor=3.0 times "
-                                         r"the first step's 6\.\d+: training diverged") as stop:
+                                         r"6\.\d+, the loss of a uniform guess \(ln of the vocabulary size\): "
+                                         r"training diverged") as stop:
         train(compose_config("steps=6", "eval_every=1", "optim.lr=50", "optim.warmup_steps=2"), tmp_path)
     assert f"last good checkpoint: {tmp_path / 'checkpoints' / 'last.ckpt'} (step 1)" in str(stop.value)
     assert not (tmp_path / "final_eval.json").exists()
+
+
+def test_the_guard_scales_with_a_uniform_guess_so_a_fine_tunes_new_kind_of_batch_is_no_divergence():
+    # A run from trained weights starts at 0.70; a curriculum stage of longer videos took one batch to 2.44.
+    guard = LossGuard(3.0, vocab_size=512)  # stops above 3 ln 512 = 18.7
+    bad = [bool(guard.update(torch.tensor(loss), step)) for step, loss in enumerate([0.70, 2.44, 18.0, 19.0, math.nan])]
+    assert bad == [False, False, False, True, True]
+    with pytest.raises(LossGuardError, match=r"training loss is 19 at step 3, above divergence_factor=3.0 times 6.238"):
+        guard.check(*[value.item() for value in guard.record()])
 
 
 FIRST = ("steps=4", "eval_every=2", "optim.warmup_steps=1")

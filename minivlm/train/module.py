@@ -13,9 +13,9 @@ the "best" checkpoint.
 
 The training step never waits for the device (a GPU then stays queued with work): the counts it
 needs (answer tokens, real tokens, FLOPs) are the collator's Python numbers, and the loss guard
-runs on the device. A non-finite loss, or a diverged one (above ``divergence_factor`` times the
-loss of the run's first step: a learning rate far too high can send the loss to 1e5 without it
-ever becoming NaN), marks its step bad on the device, and the fused AdamW skips that step's
+runs on the device. A non-finite loss, or a diverged one (above ``divergence_factor`` times
+ln(vocabulary size), the loss of guessing every token uniformly: a learning rate far too high can
+send the loss to 1e5 without it ever becoming NaN), marks its step bad on the device, and the fused AdamW skips that step's
 update on the device too (``found_inf``, the mechanism of mixed-precision loss scaling), so the
 weights never take a bad step. Once per logging interval (``trainer.log_every_n_steps``, and the
 last step) one transfer reads the loss, the token count and the guard's record; a bad step then
@@ -49,28 +49,29 @@ class LossGuardError(RuntimeError):
 class LossGuard:
     """The first bad step and its loss, kept on the device; read with the interval's metrics.
 
+    The scale is the loss of a uniform guess, ln(vocabulary size), where a run from scratch starts.
+    It is not the first step's loss: a run from trained weights (``resume.weights_only=true``)
+    starts far below it, and a healthy batch of a new kind then triples that (a curriculum stage of
+    longer videos: 0.70 at the first step, 2.44 a few steps into the stage; results/learning/long).
+
     Args:
-        factor: a loss above ``factor`` times the first step's is bad; None: only non-finite ones.
-        first_loss: the first step's loss of the run (a float from a checkpoint), or None.
+        factor: a loss above ``factor`` times ln(vocab_size) is bad; None: only non-finite ones.
+        vocab_size: the model's vocabulary size.
     """
 
-    def __init__(self, factor: float | None, first_loss: float | None = None) -> None:
+    def __init__(self, factor: float | None, vocab_size: int) -> None:
         self.factor = factor
-        self.first_loss: torch.Tensor | float | None = first_loss
+        self.uniform_loss = math.log(vocab_size)
         self.bad_step: torch.Tensor | None = None  # -1 until a step is bad
         self.bad_loss: torch.Tensor | None = None
 
     def update(self, loss: torch.Tensor, step: int) -> torch.Tensor:
         """Device bool: whether ``loss`` (of optimizer step ``step``) is bad; the first bad one is recorded."""
-        if self.first_loss is None:
-            self.first_loss = loss
-        elif not isinstance(self.first_loss, torch.Tensor):  # from a checkpoint: a fill, not a copy
-            self.first_loss = loss.new_full((), self.first_loss)
         if self.bad_step is None:
             self.bad_step, self.bad_loss = loss.new_full((), -1.0), loss.new_zeros(())
         bad = ~torch.isfinite(loss)
         if self.factor is not None:
-            bad |= loss > self.factor * self.first_loss
+            bad |= loss > self.factor * self.uniform_loss
         first = bad & (self.bad_step < 0)
         self.bad_step = torch.where(first, step, self.bad_step)
         self.bad_loss = torch.where(first, loss, self.bad_loss)
@@ -78,16 +79,17 @@ class LossGuard:
 
     def record(self) -> list[torch.Tensor]:
         """The device values :meth:`check` needs, to be read in the interval's one transfer."""
-        return [self.bad_step, self.bad_loss, self.first_loss]
+        return [self.bad_step, self.bad_loss]
 
-    def check(self, bad_step: float, bad_loss: float, first_loss: float) -> None:
+    def check(self, bad_step: float, bad_loss: float) -> None:
         """Raise :class:`LossGuardError` when a step was bad (values read from :meth:`record`)."""
         if bad_step < 0:
             return
         step = int(bad_step)
         if math.isfinite(bad_loss):
             problem = (f"training loss is {bad_loss:.4g} at step {step}, above divergence_factor={self.factor} "
-                       f"times the first step's {first_loss:.4g}: training diverged")
+                       f"times {self.uniform_loss:.4g}, the loss of a uniform guess (ln of the vocabulary size): "
+                       "training diverged")
         else:
             problem = f"training loss is {bad_loss} at step {step}"
         raise LossGuardError(
@@ -109,7 +111,7 @@ class VLMTrainingModule(L.LightningModule):
         max_new_tokens: generation budget of a validation answer.
         tokenizer: decodes generated answers (saved beside checkpoints by train.py).
         compile: ``torch.compile`` the model in place (parameter names, hence checkpoints, unchanged).
-        divergence_factor: stop when the loss exceeds this many times the first step's loss; None: never.
+        divergence_factor: stop when the loss exceeds this many times ln(vocabulary size); None: never.
         loss_tasks: the tasks the collator's ``answer_task`` indexes (the datamodule's ``trained_tasks``),
             whose loss is logged per task; None: the total loss only.
     """
@@ -126,7 +128,7 @@ class VLMTrainingModule(L.LightningModule):
             self.model.compile()
         self.tokenizer = tokenizer
         self.scores = TaskScores()
-        self.guard = LossGuard(divergence_factor)
+        self.guard = LossGuard(divergence_factor, self.model.config.vocab_size)
         self.throughput: Throughput | None = None  # made when training starts (it needs the device)
         self.resumed_totals: dict[str, float] | None = None  # the checkpoint's Throughput totals, when resuming
         self.step_metrics: torch.Tensor | None = None  # the latest step's (global loss, global answer tokens), on the device
@@ -135,7 +137,6 @@ class VLMTrainingModule(L.LightningModule):
         self.packing_efficiency = self.learning_rate = 0.0  # of the latest step (Python floats)
         self.report: dict[str, float] = {}  # the latest interval's metrics (ProgressLines prints them)
         self.report_step = -1  # the optimizer step self.report was read at
-        self.first_loss: float | None = None  # the guard's scale, as read with the latest interval
 
     def on_train_start(self) -> None:
         precision = str(self.trainer.precision)
@@ -218,9 +219,8 @@ class VLMTrainingModule(L.LightningModule):
             return self.report
         task_losses = self.task_losses.flatten() if self.task_losses is not None else self.step_metrics.new_zeros(0)
         values = torch.cat([self.step_metrics, torch.stack(self.guard.record()), task_losses]).tolist()
-        (loss, answer_tokens, *record), task_values = values[:5], values[5:]
+        (loss, answer_tokens, *record), task_values = values[:4], values[4:]
         self.guard.check(*record)
-        self.first_loss = record[-1]  # the guard's scale as a float, for checkpoints
         self.report_step = step
         self.task_losses = None  # the next interval starts from zero
         self.report = {"train/loss": loss, "train/answer_tokens": answer_tokens,
@@ -251,15 +251,11 @@ class VLMTrainingModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.read_interval()  # raises after a bad step: no checkpoint is written after one
-        # A resumed run keeps its guard's scale (a float: tensors would tie the checkpoint to a device).
-        checkpoint["first_loss"] = self.first_loss
         if self.throughput is not None:
             checkpoint["throughput"] = self.throughput.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.first_loss = checkpoint.get("first_loss")
         self.resumed_totals = checkpoint.get("throughput")  # absent in checkpoints from before it was kept
-        self.guard = LossGuard(self.hparams.divergence_factor, self.first_loss)
 
     def on_validation_epoch_start(self) -> None:
         self.scores = TaskScores()
