@@ -15,13 +15,13 @@ The training step never waits for the device (a GPU then stays queued with work)
 needs (answer tokens, real tokens, FLOPs) are the collator's Python numbers, and the loss guard
 runs on the device. A non-finite loss, or a diverged one (above ``divergence_factor`` times
 ln(vocabulary size), the loss of guessing every token uniformly: a learning rate far too high can
-send the loss to 1e5 without it ever becoming NaN), marks its step bad on the device, and the fused AdamW skips that step's
-update on the device too (``found_inf``, the mechanism of mixed-precision loss scaling), so the
-weights never take a bad step. Once per logging interval (``trainer.log_every_n_steps``, and the
-last step) one transfer reads the loss, the token count and the guard's record; a bad step then
-stops training with :class:`LossGuardError`, naming the step where it happened. Saving a
-checkpoint reads the guard first, so no checkpoint is written after a bad step: the checkpoints
-on disk hold good weights.
+send the loss to 1e5 without it ever becoming NaN), marks its step bad on the device, and the
+fused AdamW skips that step's update on the device too (``found_inf``, the mechanism of
+mixed-precision loss scaling), so the weights never take a bad step. Once per logging interval
+(``trainer.log_every_n_steps``, and the last step) one transfer reads the loss, the token count
+and the guard's record; a bad step then stops training with :class:`LossGuardError`, naming the
+step where it happened. Saving a checkpoint reads the guard first, so no checkpoint is written
+after a bad step: the checkpoints on disk hold good weights.
 """
 
 from __future__ import annotations
