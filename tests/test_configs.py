@@ -88,6 +88,21 @@ def test_grounding_first_trains_grounding_alone_then_the_whole_mix(tmp_path):
     assert sorted(data.curriculum.final.probabilities) == sorted(MIXES["default"]) == sorted(data.val_tasks)
 
 
+VIDEO_MIX = "{grounding: 0.2, attribute_at: 0.1, relation: 0.1, count: 0.1, compare: 0.1, needle: 0.2, order: 0.2}"
+MEASURED = {  # the commands of results/learning/long/README.md, "The video tasks", that the presets stand for
+    "video_stage": ["data=video", "resume.weights_only=true", "steps=1000", "eval_every=100",
+                    "data.curriculum=[{steps: 300, task: {frames: [4, 4]}}, {steps: 300, task: {frames: [4, 8]}}]"],
+    "mix_after_video": [f"data.mix={VIDEO_MIX}", "resume.weights_only=true", "optim.lr=3e-4", "steps=600",
+                        "eval_every=100"],
+}
+
+
+@pytest.mark.parametrize("preset", sorted(MEASURED))
+def test_the_video_recipe_presets_are_the_measured_runs(preset):
+    weights = "ckpt_path=outputs/previous/checkpoints/last.ckpt"
+    assert compose_config(f"experiment={preset}", weights) == compose_config(*MEASURED[preset], weights)
+
+
 def test_experiment_budgets_are_the_measured_ones():
     quick, staggered = (compose_config(f"experiment={name}", tiny_model=False)
                         for name in ("quick", "ablation_staggered"))

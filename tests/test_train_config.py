@@ -47,6 +47,7 @@ BAD_VALUES = {
     "pixels": (["data.min_pixels=9000", "data.max_pixels=4096"], r"data.min_pixels=9000 is above data.max_pixels"),
     "divergence": (["divergence_factor=0.5"], r"divergence_factor must be a finite number in \(1.0, inf\) or null"),
     "weights_only": (["resume.weights_only=maybe"], r"resume.weights_only must be true or false"),
+    "weights_only, no checkpoint": (["resume.weights_only=true"], r"resume.weights_only=true starts from ckpt_path's weights"),
     "train_user_text": (["data.train_user_text=1"], r"data.train_user_text must be true or false"),
     "data seed": (["data.seed=-1"], r"data.seed must be an integer >= 0, got -1"),
     "fp16": (["trainer.precision=16-mixed"], r"trainer.precision must be one of 32-true, bf16-mixed, got '16-mixed'"),

@@ -101,3 +101,6 @@ def check_settings(cfg: DictConfig) -> None:
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not isinstance(ckpt_path, str):
         raise ValueError(f"ckpt_path must be `last`, a .ckpt path or null, got {ckpt_path!r}.")
+    if cfg.resume.weights_only and ckpt_path is None:  # else the run would start from random weights, silently
+        raise ValueError("resume.weights_only=true starts from ckpt_path's weights, but ckpt_path is null; give "
+                         "ckpt_path=outputs/<run>/checkpoints/last.ckpt, or resume.weights_only=false to start anew.")
