@@ -27,7 +27,7 @@ def test_the_package_list_names_every_package_folder_and_the_shipped_folders():
     folders = {".".join(path.parent.relative_to(REPO).parts) for path in (REPO / "minivlm").rglob("*.py")}
     # The shipped folders and all their subfolders, as data-only packages (minivlm.configs.data...).
     shipped = {".".join((package, *path.relative_to(REPO / folder).parts)) for folder, package in PACKAGES.items()
-               for path in [REPO / folder, *(REPO / folder).rglob("*")] if path.is_dir()}
+               for path in [REPO / folder, *(REPO / folder).rglob("*")] if path.is_dir() and path.name != "__pycache__"}
     assert set(setuptools["packages"]) == folders | shipped
     assert {package: setuptools["package-dir"][package] for package in PACKAGES.values()} == {
         package: folder for folder, package in PACKAGES.items()}
