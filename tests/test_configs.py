@@ -90,7 +90,7 @@ def test_grounding_first_trains_grounding_alone_then_the_whole_mix(tmp_path):
 
 VIDEO_MIX = "{grounding: 0.2, attribute_at: 0.1, relation: 0.1, count: 0.1, compare: 0.1, needle: 0.2, order: 0.2}"
 MEASURED = {  # the commands of results/learning/long/README.md, "The video tasks", that the presets stand for
-    "video_stage": ["data=video", "resume.weights_only=true", "steps=1000", "eval_every=100",
+    "video_stage": ["data=video", "resume.weights_only=true", "steps=2000", "optim.lr=3e-4", "eval_every=200",
                     "data.curriculum=[{steps: 300, task: {frames: [4, 4]}}, {steps: 300, task: {frames: [4, 8]}}]"],
     "mix_after_video": [f"data.mix={VIDEO_MIX}", "resume.weights_only=true", "optim.lr=3e-4", "steps=600",
                         "eval_every=100"],
